@@ -1,0 +1,39 @@
+# zvm-task-etl: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[postgres,mysql]' --group dev
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the package with every extra and the dev tools
+
+test: $(STAMP) ## Run the test suite (PostgreSQL/MariaDB too when their URLs are set)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff (lint and format check) and mypy --strict on etl/
+	$(BIN)/ruff check etl tests migrations
+	$(BIN)/ruff format --check etl tests migrations
+	$(BIN)/mypy
+
+format: $(STAMP) ## Rewrite the code with ruff's formatter and import sorting
+	$(BIN)/ruff check --fix etl tests migrations
+	$(BIN)/ruff format etl tests migrations
+
+demo: $(STAMP) ## Start the bundled ZVM simulator and show what the ETL gets from it
+	$(BIN)/python -m etl.demo
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
+
+.PHONY: help install test lint format demo clean

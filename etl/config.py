@@ -1,0 +1,354 @@
+"""The configuration: one YAML file, validated before anything runs.
+
+:func:`load_config` finds the file (``--config``, then ``$ZVM_ETL_CONFIG``, then
+``./config.yaml``), replaces ``${VAR}`` from the environment in every string value, and
+validates the result with pydantic. Every problem found is reported at once, each naming the
+file, the key and what is wrong; nothing runs with a configuration that has one.
+
+Usage::
+
+    config = load_config("prod.yaml")
+    for zvm in config.zvms:
+        print(zvm.name, zvm.url)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from etl.errors import ConfigError
+
+__all__ = [
+    "Config",
+    "SyncConfig",
+    "WarehouseConfig",
+    "ZvmConfig",
+    "find_config_path",
+    "load_config",
+    "parse_duration",
+]
+
+CONFIG_ENV = "ZVM_ETL_CONFIG"
+WAREHOUSE_URL_ENV = "ZVM_ETL_WAREHOUSE_URL"
+DEFAULT_CONFIG = Path("config.yaml")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$")
+
+
+def parse_duration(value: object) -> timedelta:
+    """Read ``30s``, ``10m``, ``2h``, ``7d`` (or a bare number of seconds) as a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30s, 10m, 2h or 7d")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            number, unit = match.groups()
+            return timedelta(seconds=float(number) * _UNITS[unit or "s"])
+    raise ValueError(f"{value!r} is not a duration: write 30s, 10m, 2h or 7d (a number is seconds)")
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+def _parse_since(value: object) -> datetime | None:
+    """``backfill_since``: a date (midnight UTC) or a date-time (UTC when no offset)."""
+    if value is None or isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime.combine(value, time.min)
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(
+                f"{value!r} is not a date: write 2024-01-31 or 2024-01-31T08:00:00Z"
+            ) from None
+    else:
+        raise ValueError(f"{value!r} is not a date: write 2024-01-31 or 2024-01-31T08:00:00Z")
+    if parsed is not None and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC) if parsed is not None else None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class WarehouseConfig(_Model):
+    """Where the warehouse lives: any SQLAlchemy URL."""
+
+    url: str = "sqlite:///warehouse.db"
+
+    @field_validator("url")
+    @classmethod
+    def _url_has_dialect(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(
+                f"{value!r} is not a database URL: write e.g. sqlite:///warehouse.db or "
+                "postgresql+psycopg://user@host/db"
+            )
+        return value
+
+
+class ZvmConfig(_Model):
+    """One Zerto Virtual Manager to extract from."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+    url: str
+    auth: Literal["session", "keycloak"] = "session"
+    username: str | None = None
+    password: SecretStr | None = None
+    client_id: str = "zerto-client"
+    client_secret: SecretStr | None = None
+    verify_tls: bool = True
+    ca_bundle: Path | None = None
+    timeout: Duration = timedelta(seconds=120)
+    connect_timeout: Duration = timedelta(seconds=10)
+    retry_for: Duration = timedelta(minutes=2)
+    task_retention: Duration = timedelta(days=30)
+
+    @field_validator("url")
+    @classmethod
+    def _url_has_scheme(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        scheme, sep, rest = value.partition("://")
+        if not sep or scheme.lower() not in ("http", "https") or not rest:
+            raise ValueError(
+                f"{value!r} has no http:// or https:// scheme: write e.g. "
+                "https://zvm.example.com:9669"
+            )
+        if "@" in rest.split("/", 1)[0]:
+            raise ValueError("put credentials in username/password, not in the URL")
+        return value
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file {str(value)!r} does not exist")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_present(self) -> ZvmConfig:
+        client_credentials = self.auth == "keycloak" and self.client_secret is not None
+        if not client_credentials and (not self.username or self.password is None):
+            raise ValueError(
+                "username and password are required"
+                + (" (or client_id and client_secret for keycloak)" if self.auth == "keycloak" else "")
+            )
+        if self.client_secret is not None and self.auth != "keycloak":
+            raise ValueError("client_secret is only used with auth: keycloak")
+        return self
+
+
+class SyncConfig(_Model):
+    """How and how often each ZVM is synced."""
+
+    interval: Duration = timedelta(minutes=5)
+    overlap: Duration = timedelta(minutes=10)
+    backfill_since: Annotated[datetime | None, BeforeValidator(_parse_since)] = None
+    backfill_window: Duration = timedelta(days=1)
+
+    @field_validator("interval", "backfill_window")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("must be longer than 0s")
+        return value
+
+
+class Config(_Model):
+    """The whole configuration, as :func:`load_config` returns it."""
+
+    warehouse: WarehouseConfig = WarehouseConfig()
+    zvms: list[ZvmConfig] = Field(min_length=1)
+    sync: SyncConfig = SyncConfig()
+    source: str | None = Field(default=None, exclude=True)
+    """The file it was read from (None when built in code)."""
+
+    @field_validator("zvms")
+    @classmethod
+    def _unique_names(cls, zvms: list[ZvmConfig]) -> list[ZvmConfig]:
+        seen: set[str] = set()
+        for zvm in zvms:
+            if zvm.name in seen:
+                raise ValueError(f"the ZVM name {zvm.name!r} is used twice; names must be unique")
+            seen.add(zvm.name)
+        return zvms
+
+    def zvm(self, name: str) -> ZvmConfig:
+        """The ZVM called ``name``; ConfigError naming the known ones when there is none."""
+        for zvm in self.zvms:
+            if zvm.name == name:
+                return zvm
+        known = ", ".join(z.name for z in self.zvms)
+        raise ConfigError(f"{self.source or 'config'}: no ZVM is named {name!r} (known: {known})")
+
+    def masked(self) -> dict[str, Any]:
+        """The effective configuration as plain data, every secret replaced by ``********``."""
+        data: dict[str, Any] = self.model_dump(mode="json")
+        for zvm in data["zvms"]:
+            for key in ("password", "client_secret"):
+                if zvm.get(key) is not None:
+                    zvm[key] = "********"
+        return data
+
+
+def find_config_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The file to read: ``path``, else ``$ZVM_ETL_CONFIG``, else ``./config.yaml``."""
+    if path is not None:
+        return Path(path)
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        return Path(from_env)
+    return DEFAULT_CONFIG
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A SafeLoader that refuses a key written twice in one mapping (YAML keeps the last)."""
+
+
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} is written twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_mapping(node)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def _interpolate(value: Any, key: str, env: dict[str, str], problems: list[str]) -> Any:
+    """Replace ``${VAR}`` in every string; ``$$`` is a literal ``$``."""
+    if isinstance(value, dict):
+        return {k: _interpolate(v, f"{key}.{k}" if key else str(k), env, problems)
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v, f"{key}[{i}]", env, problems) for i, v in enumerate(value)]
+    if isinstance(value, str):
+
+        def replace(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name is None:
+                return "$"
+            if name not in env:
+                problems.append(
+                    f"{key}: the environment variable {name} is not set "
+                    f"(export {name}=... or remove ${{{name}}})"
+                )
+                return ""
+            return env[name]
+
+        return _VAR.sub(replace, value)
+    return value
+
+
+def _key_path(loc: tuple[int | str, ...], data: Any) -> str:
+    """``("zvms", 0, "url")`` → ``zvms[0].url`` (with the ZVM's name when known)."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            name = node[item].get("name") if isinstance(node, list) and item < len(node) and isinstance(node[item], dict) else None
+            parts.append(f"[{item}]" + (f" ({name})" if name else ""))
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            if item.startswith(("function-", "union", "literal")) or item in ("datetime", "str", "list[ZvmConfig]"):
+                continue
+            parts.append(("." if parts else "") + item)
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts) or "(top level)"
+
+
+def _describe(error: Any, data: Any) -> str:
+    key = _key_path(tuple(error["loc"]), data)
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return f"{key}: unknown key (see config.example.yaml for the keys there are)"
+    if kind == "missing":
+        return f"{key}: required but missing"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind not in ("value_error", "assertion_error") and "input" in error and not isinstance(
+        error["input"], dict | list
+    ):
+        message = f"{message} (got {error['input']!r})"
+    return f"{key}: {message}"
+
+
+def parse_config(data: Any, *, source: str = "config", env: dict[str, str] | None = None) -> Config:
+    """Validate already-loaded YAML data; ``source`` names it in messages."""
+    env = dict(os.environ) if env is None else env
+    problems: list[str] = []
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping with warehouse, zvms and sync")
+    data = _interpolate(data, "", env, problems)
+    if problems:
+        raise ConfigError(
+            "\n".join(f"{source}: {p}" for p in problems), problems=[f"{source}: {p}" for p in problems]
+        )
+    if env.get(WAREHOUSE_URL_ENV):
+        warehouse = data.get("warehouse") if isinstance(data.get("warehouse"), dict) else {}
+        data["warehouse"] = {**warehouse, "url": env[WAREHOUSE_URL_ENV]}
+    try:
+        return Config.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        found = [f"{source}: {_describe(err, data)}" for err in exc.errors()]
+        raise ConfigError("\n".join(found), problems=found) from None
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> Config:
+    """Find, read, interpolate and validate the configuration file.
+
+    Raises :class:`ConfigError` listing every problem when the file is missing, is not
+    valid YAML, or has an unknown key, a wrong type, a bad duration, a missing ``${VAR}``,
+    a duplicate ZVM name or a URL without scheme.
+    """
+    config_path = find_config_path(path)
+    try:
+        text = config_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        hint = "pass --config PATH, set ZVM_ETL_CONFIG, or copy config.example.yaml to config.yaml"
+        raise ConfigError(f"{config_path}: the configuration file does not exist ({hint})") from None
+    except OSError as exc:
+        raise ConfigError(f"{config_path}: cannot read the configuration file: {exc.strerror}") from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        where = ""
+        mark = getattr(exc, "problem_mark", None)
+        if mark is not None:
+            where = f" at line {mark.line + 1}, column {mark.column + 1}"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{config_path}: invalid YAML{where}: {problem}") from None
+    return parse_config(data, source=str(config_path), env=env)

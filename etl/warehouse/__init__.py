@@ -1,0 +1,1 @@
+"""The warehouse side: schema, per-dialect upserts, engine and Alembic wiring."""

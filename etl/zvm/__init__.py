@@ -1,0 +1,1 @@
+"""The source side: talking to Zerto Virtual Managers (client, auth, dates, simulator)."""
