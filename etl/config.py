@@ -26,6 +26,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     SecretStr,
     ValidationError,
     field_validator,
@@ -40,7 +41,10 @@ __all__ = [
     "WarehouseConfig",
     "ZvmConfig",
     "find_config_path",
+    "format_duration",
     "load_config",
+    "parse_config",
+    "mask_url",
     "parse_duration",
 ]
 
@@ -71,7 +75,21 @@ def parse_duration(value: object) -> timedelta:
     raise ValueError(f"{value!r} is not a duration: write 30s, 10m, 2h or 7d (a number is seconds)")
 
 
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+def format_duration(value: timedelta) -> str:
+    """The shortest exact spelling of a duration: ``2m``, ``90s``, ``7d``."""
+    seconds = value.total_seconds()
+    for unit in ("w", "d", "h", "m", "s"):
+        size = _UNITS[unit]
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+]
 
 
 def _parse_since(value: object) -> datetime | None:
@@ -158,7 +176,11 @@ class ZvmConfig(_Model):
         if not client_credentials and (not self.username or self.password is None):
             raise ValueError(
                 "username and password are required"
-                + (" (or client_id and client_secret for keycloak)" if self.auth == "keycloak" else "")
+                + (
+                    " (or client_id and client_secret for keycloak)"
+                    if self.auth == "keycloak"
+                    else ""
+                )
             )
         if self.client_secret is not None and self.auth != "keycloak":
             raise ValueError("client_secret is only used with auth: keycloak")
@@ -211,11 +233,23 @@ class Config(_Model):
     def masked(self) -> dict[str, Any]:
         """The effective configuration as plain data, every secret replaced by ``********``."""
         data: dict[str, Any] = self.model_dump(mode="json")
+        data["warehouse"]["url"] = mask_url(self.warehouse.url)
         for zvm in data["zvms"]:
             for key in ("password", "client_secret"):
                 if zvm.get(key) is not None:
                     zvm[key] = "********"
         return data
+
+
+def mask_url(url: str) -> str:
+    """A database URL with its password replaced by ``***`` (for logs and messages)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return re.sub(r"://([^:/@]*):[^@]*@", r"://\1:***@", url)
 
 
 def find_config_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -235,7 +269,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"the key {key!r} is written twice", key_node.start_mark
@@ -250,8 +284,10 @@ _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
 def _interpolate(value: Any, key: str, env: dict[str, str], problems: list[str]) -> Any:
     """Replace ``${VAR}`` in every string; ``$$`` is a literal ``$``."""
     if isinstance(value, dict):
-        return {k: _interpolate(v, f"{key}.{k}" if key else str(k), env, problems)
-                for k, v in value.items()}
+        return {
+            k: _interpolate(v, f"{key}.{k}" if key else str(k), env, problems)
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [_interpolate(v, f"{key}[{i}]", env, problems) for i, v in enumerate(value)]
     if isinstance(value, str):
@@ -278,11 +314,19 @@ def _key_path(loc: tuple[int | str, ...], data: Any) -> str:
     node = data
     for item in loc:
         if isinstance(item, int):
-            name = node[item].get("name") if isinstance(node, list) and item < len(node) and isinstance(node[item], dict) else None
+            name = (
+                node[item].get("name")
+                if isinstance(node, list) and item < len(node) and isinstance(node[item], dict)
+                else None
+            )
             parts.append(f"[{item}]" + (f" ({name})" if name else ""))
             node = node[item] if isinstance(node, list) and item < len(node) else None
         else:
-            if item.startswith(("function-", "union", "literal")) or item in ("datetime", "str", "list[ZvmConfig]"):
+            if item.startswith(("function-", "union", "literal")) or item in (
+                "datetime",
+                "str",
+                "list[ZvmConfig]",
+            ):
                 continue
             parts.append(("." if parts else "") + item)
             node = node.get(item) if isinstance(node, dict) else None
@@ -297,8 +341,12 @@ def _describe(error: Any, data: Any) -> str:
     if kind == "missing":
         return f"{key}: required but missing"
     message = str(error["msg"]).removeprefix("Value error, ")
-    if kind not in ("value_error", "assertion_error") and "input" in error and not isinstance(
-        error["input"], dict | list
+    secret = any(part in ("password", "client_secret") for part in error["loc"])
+    if (
+        kind not in ("value_error", "assertion_error")
+        and "input" in error
+        and not secret
+        and not isinstance(error["input"], dict | list)
     ):
         message = f"{message} (got {error['input']!r})"
     return f"{key}: {message}"
@@ -311,11 +359,14 @@ def parse_config(data: Any, *, source: str = "config", env: dict[str, str] | Non
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping with warehouse, zvms and sync")
+        raise ConfigError(
+            f"{source}: the top level must be a mapping with warehouse, zvms and sync"
+        )
     data = _interpolate(data, "", env, problems)
     if problems:
         raise ConfigError(
-            "\n".join(f"{source}: {p}" for p in problems), problems=[f"{source}: {p}" for p in problems]
+            "\n".join(f"{source}: {p}" for p in problems),
+            problems=[f"{source}: {p}" for p in problems],
         )
     if env.get(WAREHOUSE_URL_ENV):
         warehouse = data.get("warehouse") if isinstance(data.get("warehouse"), dict) else {}
@@ -327,7 +378,9 @@ def parse_config(data: Any, *, source: str = "config", env: dict[str, str] | Non
         raise ConfigError("\n".join(found), problems=found) from None
 
 
-def load_config(path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None) -> Config:
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None
+) -> Config:
     """Find, read, interpolate and validate the configuration file.
 
     Raises :class:`ConfigError` listing every problem when the file is missing, is not
@@ -339,11 +392,15 @@ def load_config(path: str | os.PathLike[str] | None = None, *, env: dict[str, st
         text = config_path.read_text(encoding="utf-8")
     except FileNotFoundError:
         hint = "pass --config PATH, set ZVM_ETL_CONFIG, or copy config.example.yaml to config.yaml"
-        raise ConfigError(f"{config_path}: the configuration file does not exist ({hint})") from None
+        raise ConfigError(
+            f"{config_path}: the configuration file does not exist ({hint})"
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"{config_path}: cannot read the configuration file: {exc.strerror}") from None
+        raise ConfigError(
+            f"{config_path}: cannot read the configuration file: {exc.strerror}"
+        ) from None
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         where = ""
         mark = getattr(exc, "problem_mark", None)

@@ -1,0 +1,448 @@
+"""The ZVM tasks API client: the only code that talks to a ZVM.
+
+:class:`ZvmClient` wraps one ``httpx.Client`` per ZVM with its auth flow
+(:mod:`etl.zvm.auth`), TLS settings and timeouts from the configuration, and a retry loop
+(tenacity) for what is worth retrying: connection errors, timeouts, dropped connections,
+429 and 5xx. Waits grow exponentially with jitter and honour ``Retry-After``; the total
+time spent on one call is bounded by ``retry_for``. Everything else becomes one clear
+:class:`~etl.errors.ZvmError` that names the ZVM, the URL and what to do.
+
+Usage::
+
+    with ZvmClient(config.zvm("nyc")) as client:
+        tasks = client.fetch_tasks(TaskFilters(started_after=cursor))
+        one = client.fetch_task("5e81d46e-....d2da8a37-...")   # None when the ZVM has no such task
+"""
+
+from __future__ import annotations
+
+import email.utils
+import gc
+import logging
+import ssl
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import orjson
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from etl import __version__
+from etl.config import ZvmConfig
+from etl.errors import (
+    ZvmAuthError,
+    ZvmConnectionError,
+    ZvmError,
+    ZvmResponseError,
+    ZvmRetriesExhausted,
+    ZvmTlsError,
+)
+from etl.zvm.auth import RETRYABLE_STATUS, KeycloakAuth, SessionAuth, TransientLoginError
+from etl.zvm.dates import format_filter_date
+
+__all__ = ["TaskFilters", "ZvmClient"]
+
+log = logging.getLogger(__name__)
+
+MAX_RETRY_AFTER = 120.0
+"""A Retry-After longer than this is capped: the total retry budget still applies."""
+
+
+@dataclass(frozen=True)
+class TaskFilters:
+    """The six filters of ``GET /v1/tasks``. Dates must be timezone-aware; they are sent
+    as UTC with a trailing ``Z`` (bounds are inclusive on the ZVM)."""
+
+    started_after: datetime | None = None
+    started_before: datetime | None = None
+    completed_after: datetime | None = None
+    completed_before: datetime | None = None
+    type: str | None = None
+    status: int | str | None = None
+
+    def to_params(self) -> dict[str, str]:
+        """The query parameters, with Zerto's names."""
+        params: dict[str, str] = {}
+        for name, value in (
+            ("startedAfterDate", self.started_after),
+            ("startedBeforeDate", self.started_before),
+            ("completedAfterDate", self.completed_after),
+            ("completedBeforeDate", self.completed_before),
+        ):
+            if value is not None:
+                params[name] = format_filter_date(value)
+        if self.type is not None:
+            params["type"] = self.type
+        if self.status is not None:
+            params["status"] = str(self.status)
+        return params
+
+
+class _Transient(Exception):
+    """One failed attempt worth retrying; ``cause`` says why in words."""
+
+    def __init__(
+        self, cause: str, *, response: httpx.Response | None = None, refused: bool = False
+    ):
+        super().__init__(cause)
+        self.cause = cause
+        self.response = response
+        self.refused = refused
+
+
+@dataclass
+class ClientStats:
+    """What one client did: HTTP requests sent (logins included) and retries made."""
+
+    requests: int = 0
+    retries: int = 0
+
+
+def _ssl_context(zvm: ZvmConfig) -> ssl.SSLContext | bool:
+    if not zvm.verify_tls:
+        return False
+    if zvm.ca_bundle is not None:
+        return ssl.create_default_context(cafile=str(zvm.ca_bundle))
+    return True
+
+
+def _is_tls_failure(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLCertVerificationError):
+            return True
+        if "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _retry_after(response: httpx.Response | None) -> float | None:
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, min(seconds, MAX_RETRY_AFTER))
+
+
+def _message_of(response: httpx.Response) -> str:
+    """The ZVM's own error text (``{"Message": ...}``) when it sent one."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        return ""
+    if isinstance(body, dict):
+        for key in ("Message", "message", "error_description", "errorMessage"):
+            if isinstance(body.get(key), str):
+                return str(body[key]).strip()
+    return ""
+
+
+class ZvmClient:
+    """A connection to one ZVM's tasks API.
+
+    Not thread-safe across threads that share it for logins; one client per ZVM pass.
+    ``transport`` replaces the network (tests pass ``httpx.MockTransport``); ``sleep``
+    replaces ``time.sleep`` between retries.
+    """
+
+    def __init__(
+        self,
+        zvm: ZvmConfig,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.zvm = zvm
+        self.name = zvm.name
+        self.base_url = zvm.url
+        self.stats = ClientStats()
+        self._sleep = sleep
+        self._auth = self._make_auth(zvm)
+        if not zvm.verify_tls:
+            log.warning(
+                "TLS verification is off for ZVM %s (verify_tls: false): anyone on the path can "
+                "read its credentials; set ca_bundle to trust its certificate instead",
+                zvm.name,
+            )
+        self._http = httpx.Client(
+            base_url=zvm.url,
+            auth=self._auth,
+            verify=_ssl_context(zvm),
+            timeout=httpx.Timeout(
+                zvm.timeout.total_seconds(), connect=zvm.connect_timeout.total_seconds()
+            ),
+            headers={"Accept": "application/json", "User-Agent": f"zvm-task-etl/{__version__}"},
+            transport=transport,
+            event_hooks={"request": [self._count_request]},
+            follow_redirects=False,
+        )
+
+    @staticmethod
+    def _make_auth(zvm: ZvmConfig) -> SessionAuth | KeycloakAuth:
+        password = zvm.password.get_secret_value() if zvm.password is not None else None
+        if zvm.auth == "keycloak":
+            secret = zvm.client_secret.get_secret_value() if zvm.client_secret is not None else None
+            return KeycloakAuth(
+                zvm=zvm.name,
+                base_url=zvm.url,
+                client_id=zvm.client_id,
+                username=zvm.username,
+                password=password,
+                client_secret=secret,
+            )
+        return SessionAuth(
+            zvm=zvm.name, base_url=zvm.url, username=zvm.username or "", password=password or ""
+        )
+
+    def _count_request(self, request: httpx.Request) -> None:
+        self.stats.requests += 1
+
+    # -- public API ------------------------------------------------------------------
+
+    def fetch_tasks(self, filters: TaskFilters | None = None) -> list[Any]:
+        """``GET /v1/tasks`` with ``filters``: the tasks as decoded JSON objects.
+
+        The items are returned as received (not validated): normalization decides what is
+        a usable task. Raises ZvmResponseError when the answer is not a JSON array.
+        """
+        params = (filters or TaskFilters()).to_params()
+        response = self._request("GET", "/v1/tasks", params=params)
+        body = self._json(response, "GET /v1/tasks")
+        if not isinstance(body, list):
+            raise self._shape_error("GET /v1/tasks", "a JSON array of tasks", body)
+        return body
+
+    def fetch_task(self, identifier: str) -> dict[str, Any] | None:
+        """``GET /v1/tasks/{identifier}``: the task, or None when the ZVM no longer has it."""
+        path = "/v1/tasks/" + quote(identifier, safe="")
+        response = self._request("GET", path, allow=frozenset({404}))
+        if response.status_code == 404:
+            return None
+        body = self._json(response, f"GET {path}")
+        if not isinstance(body, dict):
+            raise self._shape_error(f"GET {path}", "a JSON object", body)
+        return body
+
+    def fetch_task_types(self) -> list[str]:
+        """``GET /v1/tasks/types``: the task types this ZVM knows."""
+        response = self._request("GET", "/v1/tasks/types")
+        body = self._json(response, "GET /v1/tasks/types")
+        if not isinstance(body, list) or not all(isinstance(item, str) for item in body):
+            raise self._shape_error("GET /v1/tasks/types", "a JSON array of strings", body)
+        return body
+
+    def close(self) -> None:
+        """End the ZVM session (best effort) and close the connections."""
+        if isinstance(self._auth, SessionAuth):
+            logout = self._auth.logout_request()
+            if logout is not None:
+                try:
+                    self._http.send(logout, auth=None)
+                except httpx.HTTPError as exc:
+                    log.debug("logout from ZVM %s failed: %s", self.name, exc)
+        self._http.close()
+
+    def __enter__(self) -> ZvmClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str] | None = None,
+        allow: frozenset[int] = frozenset(),
+    ) -> httpx.Response:
+        """Send with retries; return a response that is 2xx or in ``allow``."""
+        budget = self.zvm.retry_for.total_seconds()
+        attempts = 0
+        retrying = Retrying(
+            stop=stop_after_delay(budget),
+            wait=self._wait,
+            retry=retry_if_exception_type(_Transient),
+            sleep=self._sleep,
+            before_sleep=self._before_sleep,
+            reraise=True,
+        )
+        started = time.monotonic()
+        try:
+            for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    return self._attempt(method, path, params, allow)
+        except _Transient as exc:
+            raise self._exhausted(method, path, exc, attempts, time.monotonic() - started) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(
+        self, method: str, path: str, params: dict[str, str] | None, allow: frozenset[int]
+    ) -> httpx.Response:
+        begun = time.monotonic()
+        try:
+            response = self._http.request(method, path, params=params)
+        except TransientLoginError as exc:
+            raise _Transient(
+                f"the login answered HTTP {exc.response.status_code}", response=exc.response
+            ) from None
+        except httpx.ConnectError as exc:
+            if _is_tls_failure(exc):
+                raise self._tls_error(exc) from None
+            refused = "refused" in str(exc).lower()
+            raise _Transient(
+                "connection refused" if refused else f"cannot connect: {exc}", refused=refused
+            ) from None
+        except httpx.TimeoutException as exc:
+            raise _Transient(f"timed out ({type(exc).__name__})") from None
+        except httpx.TransportError as exc:
+            raise _Transient(f"connection lost: {exc or type(exc).__name__}") from None
+        log.debug(
+            "ZVM %s %s %s -> %s in %.3fs",
+            self.name,
+            method,
+            path,
+            response.status_code,
+            time.monotonic() - begun,
+        )
+        status = response.status_code
+        if status < 300 or status in allow:
+            return response
+        if status in RETRYABLE_STATUS:
+            raise _Transient(f"HTTP {status} {response.reason_phrase}".strip(), response=response)
+        if status == 401:
+            raise ZvmAuthError(
+                f"ZVM {self.name} at {self.base_url} refused {method} {path} with HTTP 401 right "
+                "after a fresh login: the account may lack the rights to read tasks",
+                zvm=self.name,
+                url=self.base_url,
+            )
+        message = _message_of(response)
+        raise ZvmResponseError(
+            f"ZVM {self.name} at {self.base_url} answered {method} {path} with HTTP {status}"
+            + (f": {message}" if message else "")
+            + ("" if status != 400 else " (a filter value it does not accept)"),
+            zvm=self.name,
+            url=self.base_url,
+            status_code=status,
+        )
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        response = exc.response if isinstance(exc, _Transient) else None
+        after = _retry_after(response)
+        if after is not None:
+            return after
+        backoff: float = wait_random_exponential(multiplier=0.5, max=30)(state)
+        return backoff
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info(
+            "ZVM %s: %s; retrying in %.1fs (attempt %d)",
+            self.name,
+            exc,
+            wait,
+            state.attempt_number + 1,
+        )
+
+    def _exhausted(
+        self, method: str, path: str, exc: _Transient, attempts: int, elapsed: float
+    ) -> ZvmError:
+        if exc.refused:
+            return ZvmConnectionError(
+                f"cannot connect to ZVM {self.name} at {self.base_url}: connection refused "
+                f"({attempts} attempts in {elapsed:.0f}s). Check the url and port (9669 for a "
+                "Windows ZVM, 443 for the appliance) and that the ZVM is up and reachable "
+                "from here",
+                zvm=self.name,
+                url=self.base_url,
+            )
+        return ZvmRetriesExhausted(
+            f"gave up on {method} {path} at ZVM {self.name} ({self.base_url}) after {attempts} "
+            f"attempts in {elapsed:.0f}s; the last failure was: {exc.cause}. The ZVM may be "
+            "overloaded or restarting; the next pass will try again "
+            "(raise retry_for to wait longer)",
+            zvm=self.name,
+            url=self.base_url,
+            attempts=attempts,
+        )
+
+    def _tls_error(self, exc: httpx.ConnectError) -> ZvmTlsError:
+        reason = str(exc).split("] ", 1)[-1] or "certificate verify failed"
+        return ZvmTlsError(
+            f"the TLS certificate of ZVM {self.name} at {self.base_url} could not be verified "
+            f"({reason}). ZVMs often use a private or self-signed CA: set ca_bundle to that CA's "
+            "PEM file for this ZVM (verify_tls: false also works, but is not recommended)",
+            zvm=self.name,
+            url=self.base_url,
+        )
+
+    def _json(self, response: httpx.Response, what: str) -> Any:
+        content_type = response.headers.get("Content-Type", "")
+        if "html" in content_type.lower() or response.content.lstrip()[:1] == b"<":
+            raise ZvmResponseError(
+                f"ZVM {self.name} at {self.base_url} answered {what} with an HTML page "
+                f"(HTTP {response.status_code}), not JSON: is url the ZVM API (port 9669 for a "
+                "Windows ZVM, 443 for the appliance) and not a proxy or web console?",
+                zvm=self.name,
+                url=self.base_url,
+                status_code=response.status_code,
+            )
+        with _gc_paused():
+            try:
+                return orjson.loads(response.content)
+            except orjson.JSONDecodeError as exc:
+                raise ZvmResponseError(
+                    f"ZVM {self.name} at {self.base_url} answered {what} with invalid JSON "
+                    f"({exc}; {len(response.content)} bytes received)",
+                    zvm=self.name,
+                    url=self.base_url,
+                    status_code=response.status_code,
+                ) from None
+
+    def _shape_error(self, what: str, expected: str, body: object) -> ZvmResponseError:
+        return ZvmResponseError(
+            f"ZVM {self.name} at {self.base_url} answered {what} with a JSON "
+            f"{type(body).__name__}, expected {expected}",
+            zvm=self.name,
+            url=self.base_url,
+        )
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Decoding builds millions of small objects; the cyclic GC only slows that down."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
