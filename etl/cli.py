@@ -26,6 +26,7 @@ from etl import __version__
 from etl.config import Config, load_config, parse_duration
 from etl.errors import ConfigError, EtlError, WarehouseError
 from etl.logs import configure_logging
+from etl.warehouse.engine import display_url
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -251,7 +252,7 @@ def db_upgrade(state: _State, revision: str) -> None:
     url = state.config().warehouse.url
     try:
         db.upgrade(url, revision)
-        click.echo(f"Warehouse {db.display_url(url)} is at revision {db.current_revision(url)}.")
+        click.echo(f"Warehouse {display_url(url)} is at revision {db.current_revision(url)}.")
     except EtlError as error:
         _fail(error)
 
@@ -274,7 +275,7 @@ def db_current(state: _State) -> None:
         _fail(error)
     head = db.head_revision()
     if current is None:
-        click.echo(f"{db.display_url(url)}: no schema yet (run `zvm-etl db upgrade`).")
+        click.echo(f"{display_url(url)}: no schema yet (run `zvm-etl db upgrade`).")
     else:
         note = "newest" if current == head else f"newest is {head}: run `zvm-etl db upgrade`"
         click.echo(f"{current} ({note})")
@@ -298,7 +299,7 @@ def db_downgrade(state: _State, revision: str) -> None:
         current = db.current_revision(url)
     except EtlError as error:
         _fail(error)
-    click.echo(f"Warehouse {db.display_url(url)} is at revision {current or 'base (empty)'}.")
+    click.echo(f"Warehouse {display_url(url)} is at revision {current or 'base (empty)'}.")
 
 
 @db_group.command(name="check")
@@ -327,7 +328,7 @@ def db_check(state: _State) -> None:
         for difference in differences:
             click.echo(f"  {difference}", err=True)
         sys.exit(EXIT_FAILED)
-    click.echo(f"Warehouse {db.display_url(url)} is at the newest revision, with no drift.")
+    click.echo(f"Warehouse {display_url(url)} is at the newest revision, with no drift.")
 
 
 # -- sync, backfill, status --------------------------------------------------------------

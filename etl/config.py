@@ -43,8 +43,8 @@ __all__ = [
     "find_config_path",
     "format_duration",
     "load_config",
-    "parse_config",
     "mask_url",
+    "parse_config",
     "parse_duration",
 ]
 

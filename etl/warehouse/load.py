@@ -1,0 +1,313 @@
+"""Writing one pass's records into the warehouse, inside the caller's transaction.
+
+:class:`TaskLoader` is the load side of one pass over one ZVM. Each :meth:`save_tasks`
+call takes a batch of normalized tasks and, with a handful of set-based statements (never
+one round trip per task):
+
+1. reads the stored ``payload_hash``, ``state`` and ``progress`` of the batch's tasks;
+2. classifies each task as inserted (new), updated (its payload changed, so a column taken
+   from the source may have) or unchanged;
+3. adds unknown task types to ``task_types`` and upserts the related entities;
+4. upserts new and changed tasks, and moves only ``last_seen_at`` of unchanged ones;
+5. replaces the bridge rows of changed tasks and adds those of new ones;
+6. appends a ``task_status_changes`` row where (state, progress) differs from the last one.
+
+Nothing here commits: the pass commits once, with the cursors and its ``etl_runs`` row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Table, bindparam, delete, func, select, update
+
+from etl.normalize import Rejected, TaskRecord
+from etl.warehouse import schema
+from etl.warehouse.upsert import chunked, select_in, upsert
+
+__all__ = ["LoadCounts", "TaskLoader", "read_cursors", "save_cursors", "upsert_task_types"]
+
+_SOURCE_COLUMNS = (
+    "task_id",
+    "site_identifier",
+    "type",
+    "state",
+    "progress",
+    "initiated_by",
+    "complete_reason",
+    "is_cancellable",
+    "started_at",
+    "completed_at",
+    "started_utc_offset_minutes",
+    "completed_utc_offset_minutes",
+    "duration_seconds",
+    "link_href",
+    "payload",
+    "payload_hash",
+)
+# (TaskRecord attribute, entity table, bridge table, key column)
+_ENTITIES: tuple[tuple[str, Table, Table, str], ...] = (
+    ("vpgs", schema.vpgs, schema.task_vpgs, "vpg_identifier"),
+    ("hosts", schema.hosts, schema.task_hosts, "host_identifier"),
+    ("sites", schema.sites, schema.task_sites, "site_identifier"),
+    ("flr_sessions", schema.flr_sessions, schema.task_flr_sessions, "flr_session_identifier"),
+)
+
+
+@dataclass
+class LoadCounts:
+    """How the tasks a pass received were classified."""
+
+    received: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+
+
+def upsert_task_types(
+    conn: Connection, names: Iterable[str], *, now: datetime, listed_by_zvm: bool
+) -> None:
+    """Add task types not yet known; with ``listed_by_zvm`` also mark them as listed."""
+    rows = [
+        {"name": name, "listed_by_zvm": listed_by_zvm, "first_seen_at": now}
+        for name in sorted(set(names))
+    ]
+    upsert(
+        conn,
+        schema.task_types,
+        rows,
+        key=["name"],
+        update=["listed_by_zvm"] if listed_by_zvm else [],
+    )
+
+
+def read_cursors(conn: Connection, zvm: str) -> dict[str, datetime]:
+    """The ZVM's cursors (``started``, ``completed``) as aware UTC source timestamps."""
+    table = schema.sync_cursors
+    rows = conn.execute(select(table.c.cursor, table.c.value).where(table.c.zvm == zvm))
+    return {name: value for name, value in rows}
+
+
+def save_cursors(conn: Connection, zvm: str, values: dict[str, datetime], *, now: datetime) -> None:
+    """Move cursors forward to ``values``; a cursor never moves back, nor is it rewritten
+    when its value stays the same."""
+    current = read_cursors(conn, zvm)
+    rows = [
+        {"zvm": zvm, "cursor": name, "value": value, "updated_at": now}
+        for name, value in sorted(values.items())
+        if name not in current or value > current[name]
+    ]
+    upsert(conn, schema.sync_cursors, rows, key=["zvm", "cursor"], update=["value", "updated_at"])
+
+
+class TaskLoader:
+    """The load side of one pass over one ZVM (see the module docstring)."""
+
+    def __init__(self, conn: Connection, *, zvm: str, run_id: int, now: datetime) -> None:
+        self.conn = conn
+        self.zvm = zvm
+        self.run_id = run_id
+        self.now = now
+        self.counts = LoadCounts()
+        self.max_started: datetime | None = None
+        self.max_completed: datetime | None = None
+        self.site_counts: dict[str, int] = {}
+        self._known_types: set[str] = set()
+
+    # -- tasks -------------------------------------------------------------------------
+
+    def save_tasks(self, records: Sequence[TaskRecord]) -> None:
+        """Load one batch of distinct tasks (see the module docstring)."""
+        if not records:
+            return
+        self.counts.received += len(records)
+        self._track_cursors(records)
+        stored = {
+            identifier: (payload_hash, state, progress)
+            for identifier, payload_hash, state, progress in select_in(
+                self.conn,
+                schema.tasks,
+                "task_identifier",
+                [r.task_identifier for r in records],
+                ("task_identifier", "payload_hash", "state", "progress"),
+            )
+        }
+        new: list[TaskRecord] = []
+        changed: list[TaskRecord] = []
+        unchanged: list[str] = []
+        history: list[dict[str, Any]] = []
+        for record in records:
+            before = stored.get(record.task_identifier)
+            if before is None:
+                new.append(record)
+            elif before[0] != record.payload_hash:
+                changed.append(record)
+            else:
+                unchanged.append(record.task_identifier)
+                continue
+            if before is None or (before[1], before[2]) != (record.state, record.progress):
+                history.append(
+                    {
+                        "task_identifier": record.task_identifier,
+                        "observed_at": self.now,
+                        "state": record.state,
+                        "progress": record.progress,
+                    }
+                )
+        self.counts.inserted += len(new)
+        self.counts.updated += len(changed)
+        self.counts.unchanged += len(unchanged)
+
+        self._save_types(r.type for r in (*new, *changed))
+        self._save_entities(records)
+        self._save_task_rows(new, changed)
+        self._touch(unchanged)
+        self._save_bridges(new, changed)
+        upsert(
+            self.conn,
+            schema.task_status_changes,
+            history,
+            key=["task_identifier", "observed_at"],
+        )
+
+    def _track_cursors(self, records: Sequence[TaskRecord]) -> None:
+        started = max(r.started_at for r in records)
+        if self.max_started is None or started > self.max_started:
+            self.max_started = started
+        completed = [r.completed_at for r in records if r.completed_at is not None]
+        if completed:
+            latest = max(completed)
+            if self.max_completed is None or latest > self.max_completed:
+                self.max_completed = latest
+        for record in records:
+            if record.site_identifier:
+                self.site_counts[record.site_identifier] = (
+                    self.site_counts.get(record.site_identifier, 0) + 1
+                )
+
+    def _save_types(self, names: Iterable[str]) -> None:
+        unknown = set(names) - self._known_types
+        if unknown:
+            upsert_task_types(self.conn, unknown, now=self.now, listed_by_zvm=False)
+            self._known_types |= unknown
+
+    def _save_entities(self, records: Sequence[TaskRecord]) -> None:
+        for attribute, table, _bridge, key in _ENTITIES:
+            found: dict[str, str | None] = {}
+            for record in records:
+                for identifier, href in getattr(record, attribute):
+                    found[identifier] = href
+            rows = [
+                {key: identifier, "href": href, "first_seen_at": self.now, "last_seen_at": self.now}
+                for identifier, href in sorted(found.items())
+            ]
+            upsert(self.conn, table, rows, key=[key], update=["href", "last_seen_at"])
+
+    def _save_task_rows(self, new: list[TaskRecord], changed: list[TaskRecord]) -> None:
+        rows = [self._task_row(r) for r in (*new, *changed)]
+        upsert(
+            self.conn,
+            schema.tasks,
+            rows,
+            key=["task_identifier"],
+            update=[*_SOURCE_COLUMNS, "last_seen_at", "last_changed_at"],
+        )
+
+    def _task_row(self, record: TaskRecord) -> dict[str, Any]:
+        row = {name: getattr(record, name) for name in _SOURCE_COLUMNS}
+        row["task_identifier"] = record.task_identifier
+        row["zvm"] = self.zvm
+        row["first_seen_at"] = row["last_seen_at"] = row["last_changed_at"] = self.now
+        return row
+
+    def _touch(self, identifiers: list[str]) -> None:
+        table = schema.tasks
+        statement = (
+            update(table)
+            .where(table.c.task_identifier.in_(bindparam("keys", expanding=True)))
+            .values(last_seen_at=self.now)
+        )
+        for chunk in chunked(identifiers):
+            self.conn.execute(statement, {"keys": list(chunk)})
+
+    def _save_bridges(self, new: list[TaskRecord], changed: list[TaskRecord]) -> None:
+        replaced = [r.task_identifier for r in changed]
+        for attribute, _table, bridge, key in _ENTITIES:
+            statement = delete(bridge).where(
+                bridge.c.task_identifier.in_(bindparam("keys", expanding=True))
+            )
+            for chunk in chunked(replaced):
+                self.conn.execute(statement, {"keys": list(chunk)})
+            rows = [
+                {"task_identifier": record.task_identifier, key: identifier}
+                for record in (*new, *changed)
+                for identifier, _href in getattr(record, attribute)
+            ]
+            upsert(self.conn, bridge, rows, key=["task_identifier", key])
+
+    # -- the rest of a pass ----------------------------------------------------------------
+
+    def save_rejected(self, rejected: Sequence[Rejected]) -> None:
+        """Keep records that could not be loaded, with the raw text and the reason.
+
+        All count as rejected in this pass; a record already kept (the same raw text from
+        this ZVM, received again through the overlap) is not stored twice.
+        """
+        self.counts.rejected += len(rejected)
+        table = schema.rejected_tasks
+        statement = select(table.c.payload).where(
+            table.c.zvm == self.zvm, table.c.payload.in_(bindparam("raw", expanding=True))
+        )
+        kept: set[str] = set()
+        for chunk in chunked([item.raw for item in rejected], 100):
+            kept.update(self.conn.execute(statement, {"raw": list(chunk)}).scalars())
+        rows = [
+            {
+                "run_id": self.run_id,
+                "zvm": self.zvm,
+                "task_identifier": item.task_identifier,
+                "received_at": self.now,
+                "reason": item.reason,
+                "payload": item.raw,
+            }
+            for item in rejected
+            if item.raw not in kept
+        ]
+        if rows:
+            self.conn.execute(schema.rejected_tasks.insert(), rows)
+
+    def open_tasks(self, *, started_since: datetime | None = None) -> list[str]:
+        """Identifiers of this ZVM's tasks not in a final state (optionally only those
+        started since ``started_since``: older ones are past the ZVM's retention)."""
+        table = schema.tasks
+        query = select(table.c.task_identifier).where(
+            table.c.zvm == self.zvm, table.c.state.not_in(sorted(schema.FINAL_STATES))
+        )
+        if started_since is not None:
+            query = query.where(table.c.started_at >= started_since)
+        return list(self.conn.execute(query.order_by(table.c.started_at)).scalars())
+
+    def learn_site(self) -> None:
+        """Record the ZVM's own site identifier (the commonest one in its tasks) once."""
+        if not self.site_counts:
+            return
+        site = max(self.site_counts, key=lambda s: (self.site_counts[s], s))
+        table = schema.zvms
+        self.conn.execute(
+            update(table)
+            .where(table.c.name == self.zvm, table.c.site_identifier.is_(None))
+            .values(site_identifier=site)
+        )
+
+    def count_tasks(self) -> int:
+        """How many tasks of this ZVM the warehouse holds (for summaries)."""
+        table = schema.tasks
+        return int(
+            self.conn.execute(
+                select(func.count()).select_from(table).where(table.c.zvm == self.zvm)
+            ).scalar_one()
+        )
