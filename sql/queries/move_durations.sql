@@ -1,0 +1,19 @@
+-- How long do moves take?
+-- One row per ZVM, VPG and move task type (Move, MoveBeforeCommit, MoveCommit,
+-- MoveRollback), over the tasks that completed: how many, and their average, shortest
+-- and longest duration in seconds. A move whose task names no VPG has a null vpg_identifier.
+SELECT
+    t.zvm,
+    tv.vpg_identifier,
+    t.type,
+    COUNT(*) AS moves,
+    AVG(t.duration_seconds) AS avg_duration_seconds,
+    MIN(t.duration_seconds) AS min_duration_seconds,
+    MAX(t.duration_seconds) AS max_duration_seconds,
+    MAX(t.completed_at) AS last_completed_at
+FROM tasks AS t
+LEFT JOIN task_vpgs AS tv ON tv.task_identifier = t.task_identifier
+WHERE LOWER(t.type) IN ('move', 'movebeforecommit', 'movecommit', 'moverollback')
+    AND t.state = 6
+GROUP BY t.zvm, tv.vpg_identifier, t.type
+ORDER BY max_duration_seconds DESC, t.zvm, t.type;

@@ -1,0 +1,15 @@
+-- v_task_daily, version 1 (PostgreSQL): per UTC day (of started_at), ZVM, type and state.
+-- timestamptz is converted to UTC first: a plain cast would use the session's time zone.
+SELECT
+    CAST(t.started_at AT TIME ZONE 'UTC' AS date) AS day,
+    t.zvm,
+    t.type,
+    t.state,
+    s.name AS state_name,
+    COUNT(*) AS tasks,
+    SUM(CASE WHEN t.state = 4 THEN 1 ELSE 0 END) AS failures,
+    AVG(t.duration_seconds) AS avg_duration_seconds,
+    MAX(t.duration_seconds) AS max_duration_seconds
+FROM tasks AS t
+JOIN task_states AS s ON s.state = t.state
+GROUP BY CAST(t.started_at AT TIME ZONE 'UTC' AS date), t.zvm, t.type, t.state, s.name;

@@ -1,0 +1,547 @@
+"""The warehouse schema as the migrations build it, on SQLite, PostgreSQL and MariaDB."""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Engine
+
+from etl import resources
+from etl.errors import SchemaMismatch, WarehouseUnavailable
+from etl.warehouse import db, schema, sqlfiles
+from etl.warehouse.types import NaiveDatetimeError
+
+SPEC_TABLES = {
+    "zvms",
+    "tasks",
+    "task_vpgs",
+    "task_hosts",
+    "task_sites",
+    "task_flr_sessions",
+    "vpgs",
+    "hosts",
+    "sites",
+    "flr_sessions",
+    "task_states",
+    "task_types",
+    "task_status_changes",
+    "sync_cursors",
+    "etl_runs",
+    "rejected_tasks",
+}
+VIEWS = {"v_tasks", "v_task_daily", "v_failover_tests", "v_open_tasks", "v_etl_health"}
+DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
+
+
+def as_utc(value: Any) -> datetime:
+    """A timestamp read through raw SQL (a view): SQLite gives text, MariaDB naive UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def rows(engine: Engine, sql: str) -> list[sa.Row[Any]]:
+    with engine.connect() as connection:
+        return list(connection.exec_driver_sql(sql))
+
+
+# --- revisions and the migration cycle ----------------------------------------------------
+
+
+def test_single_head() -> None:
+    heads = ScriptDirectory.from_config(db.alembic_config()).get_heads()
+    assert heads == [db.head_revision()]
+
+
+def test_upgrade_downgrade_upgrade(database_url: str) -> None:
+    db.upgrade(database_url)
+    assert db.current_revision(database_url) == db.head_revision()
+    assert _objects(database_url) == (SPEC_TABLES | {"alembic_version"}, VIEWS)
+
+    db.downgrade(database_url, "base")
+    assert db.current_revision(database_url) is None
+    assert _objects(database_url) == ({"alembic_version"}, set())
+
+    db.upgrade(database_url)
+    assert db.current_revision(database_url) == db.head_revision()
+    assert _objects(database_url) == (SPEC_TABLES | {"alembic_version"}, VIEWS)
+
+
+def _objects(url: str) -> tuple[set[str], set[str]]:
+    engine = db.make_engine(url)
+    try:
+        inspector = sa.inspect(engine)
+        return set(inspector.get_table_names()), set(inspector.get_view_names())
+    finally:
+        engine.dispose()
+
+
+def test_no_drift_between_metadata_and_migrations(warehouse_url: str) -> None:
+    assert db.drift(warehouse_url) == []
+    # The same through env.py, as `zvm-etl db check` and `alembic check` run it.
+    command.check(db.alembic_config(warehouse_url))
+
+
+def test_every_spec_table_is_in_the_metadata() -> None:
+    assert set(schema.metadata.tables) == SPEC_TABLES
+
+
+def test_task_states_are_seeded(warehouse: Engine) -> None:
+    with warehouse.connect() as connection:
+        seeded = connection.execute(
+            sa.select(schema.task_states).order_by(schema.task_states.c.state)
+        ).all()
+    assert [(s, n, bool(f)) for s, n, f in seeded] == [
+        (state, name, state in schema.FINAL_STATES) for state, name in schema.TASK_STATES.items()
+    ]
+    assert {4, 5, 6} == schema.FINAL_STATES
+
+
+def test_offline_sql_for_every_database() -> None:
+    for url in ("postgresql+psycopg://u@h/d", "mysql+pymysql://u@h/d", "sqlite:///x.db"):
+        out = io.StringIO()
+        config = db.alembic_config(url)
+        config.output_buffer = out
+        command.upgrade(config, "head", sql=True)
+        script = out.getvalue()
+        assert "CREATE TABLE tasks" in script, url
+        assert "INSERT INTO task_states" in script, url
+        assert "VIEW v_etl_health AS" in script, url
+
+
+# --- column types ------------------------------------------------------------------------
+
+
+def test_utc_datetime_round_trips_aware_with_milliseconds(warehouse: Engine) -> None:
+    zvms = schema.zvms
+    moscow = datetime(2024, 3, 1, 15, 4, 5, 123000, tzinfo=timezone(timedelta(hours=3)))
+    precise = datetime(2024, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    with warehouse.begin() as connection:
+        connection.execute(
+            zvms.insert(),
+            [
+                {"name": "msk", "url": "https://msk", "added_at": moscow},
+                {"name": "utc", "url": "https://utc", "added_at": precise},
+            ],
+        )
+    with warehouse.connect() as connection:
+        got = dict(connection.execute(sa.select(zvms.c.name, zvms.c.added_at)).all())
+        found = connection.execute(
+            sa.select(zvms.c.name).where(zvms.c.added_at == moscow)
+        ).scalar_one()
+    assert got == {"msk": moscow, "utc": precise}
+    assert got["msk"].tzinfo is UTC and got["msk"].hour == 12
+    assert got["msk"].microsecond == 123000 and got["utc"].microsecond == 999999
+    assert found == "msk"
+
+
+def test_naive_datetime_is_refused(warehouse: Engine) -> None:
+    with (
+        pytest.raises(sa.exc.StatementError, match="naive datetime") as caught,
+        warehouse.begin() as connection,
+    ):
+        connection.execute(
+            schema.zvms.insert().values(name="x", url="https://x", added_at=datetime(2024, 1, 1))
+        )
+    assert isinstance(caught.value.orig, NaiveDatetimeError)
+
+
+def test_json_payload_round_trips_as_a_dict(warehouse: Engine) -> None:
+    payload = {
+        "TaskIdentifier": "a.b",
+        "Status": {"State": 6, "Progress": 2147483647},
+        "RelatedEntities": {"Vpgs": [{"identifier": "v1", "rel": None}], "Hosts": None},
+        "InitiatedBy": 'Zürich ✓ "quoted" \\ backslash',
+        "IsCancellable": False,
+        "Generation": 2**53 + 1,
+        "Ratio": 0.5,
+    }
+    now = datetime.now(UTC)
+    _insert_task(
+        warehouse, "a.b", type_="FlrJournalUnmount", state=6, started_at=now, payload=payload
+    )
+    with warehouse.connect() as connection:
+        stored = connection.execute(sa.select(schema.tasks.c.payload)).scalar_one()
+    assert isinstance(stored, dict)
+    assert stored == payload
+
+
+def test_keys_compare_exactly_on_every_database(warehouse: Engine) -> None:
+    now = datetime.now(UTC)
+    with warehouse.begin() as connection:
+        connection.execute(
+            schema.zvms.insert(),
+            [{"name": n, "url": "https://z", "added_at": now} for n in ("nyc", "NYC")],
+        )
+        matched = connection.execute(
+            sa.select(sa.func.count()).where(schema.zvms.c.name == "nyc")
+        ).scalar_one()
+    assert matched == 1
+
+
+# --- views and analyst queries -----------------------------------------------------------
+
+
+def test_every_view_and_query_runs_on_an_empty_warehouse(warehouse: Engine) -> None:
+    for view in VIEWS:
+        assert rows(warehouse, f"SELECT * FROM {view}") == []
+    for name in sqlfiles.query_names():
+        rows(warehouse, sqlfiles.query_sql(name, dialect=warehouse.dialect.name))
+
+
+def test_views_with_data(warehouse: Engine) -> None:
+    sample = _load_sample(warehouse)
+    t0, now = sample["t0"], datetime.now(UTC)
+
+    tasks = {r.task_identifier: r for r in rows(warehouse, "SELECT * FROM v_tasks")}
+    assert set(tasks) == {"t1.s", "t2.s", "t3.s", "t4.s"}
+    assert tasks["t1.s"].state_name == "Completed" and bool(tasks["t1.s"].is_final)
+    assert tasks["t3.s"].state_name == "WaitingForUserInput" and not tasks["t3.s"].is_final
+    assert tasks["t1.s"].duration_seconds == pytest.approx(90.5)
+    assert as_utc(tasks["t1.s"].started_at) == t0
+
+    daily = {
+        (str(r.day), r.type, r.state): (r.tasks, r.failures, r.avg_duration_seconds)
+        for r in rows(warehouse, "SELECT * FROM v_task_daily")
+    }
+    expected_days = Counter((t.date().isoformat(), ty, st) for t, ty, st in sample["started"])
+    assert {k: v[0] for k, v in daily.items()} == dict(expected_days)
+    failed_key = ((t0 + timedelta(seconds=10)).date().isoformat(), "Move", 4)
+    assert daily[failed_key][1] == 1 and daily[failed_key][2] == pytest.approx(20.25)
+
+    (test,) = rows(warehouse, "SELECT * FROM v_failover_tests")
+    assert (test.vpg_identifier, test.task_identifier, test.outcome) == (
+        "vpg-1",
+        "t1.s",
+        "succeeded",
+    )
+    assert test.duration_seconds == pytest.approx(90.5)
+
+    (open_task,) = rows(warehouse, "SELECT * FROM v_open_tasks")
+    assert open_task.task_identifier == "t3.s" and open_task.state_name == "WaitingForUserInput"
+    expected_age = (now - (t0 + timedelta(seconds=30))).total_seconds()
+    assert float(open_task.age_seconds) == pytest.approx(expected_age, abs=60)
+
+    (health,) = rows(warehouse, "SELECT * FROM v_etl_health")
+    assert health.zvm == "nyc"
+    assert (health.last_run_id, health.last_run_status) == (sample["failed_run"], "failed")
+    assert health.last_run_trigger == "schedule" and health.last_run_error == "boom"
+    assert health.last_success_run_id == sample["good_run"]
+    assert as_utc(health.last_success_at) == t0 + timedelta(seconds=210)
+    assert as_utc(health.started_cursor) == t0 + timedelta(seconds=30)
+    assert as_utc(health.completed_cursor) == t0 + timedelta(seconds=400)
+    assert health.open_tasks == 1
+    newest = t0 + timedelta(seconds=400)
+    assert float(health.lag_seconds) == pytest.approx((now - newest).total_seconds(), abs=60)
+    since_success = (now - (t0 + timedelta(seconds=210))).total_seconds()
+    assert float(health.seconds_since_last_success) == pytest.approx(since_success, abs=60)
+
+
+def test_analyst_queries_with_data(warehouse: Engine) -> None:
+    sample = _load_sample(warehouse)
+    dialect = warehouse.dialect.name
+
+    def query(name: str) -> list[sa.Row[Any]]:
+        return rows(warehouse, sqlfiles.query_sql(name, dialect=dialect))
+
+    evidence = query("failover_tests_this_quarter")
+    assert [(r.vpg_identifier, r.tests, r.has_successful_test) for r in evidence] == [
+        ("vpg-2", 0, 0),
+        ("vpg-1", 1, 1),
+    ]
+    rates = {(r.zvm, r.type): r for r in query("failure_rate_by_type_and_zvm")}
+    assert float(rates["nyc", "Move"].failure_rate) == pytest.approx(0.5)
+    assert rates["nyc", "Move"].failed_tasks == 1
+    assert float(rates["nyc", "FailOverTest"].failure_rate) == 0
+    (move,) = query("move_durations")
+    assert (move.vpg_identifier, move.moves) == ("vpg-1", 1)
+    assert move.max_duration_seconds == pytest.approx(300.0)
+    (waiting,) = query("waiting_for_user_input")
+    assert waiting.task_identifier == "t3.s"
+    assert as_utc(waiting.waiting_since) == sample["at"](100)
+
+
+def _quarter_start(now: datetime) -> datetime:
+    return datetime(now.year, 3 * ((now.month - 1) // 3) + 1, 1, tzinfo=UTC)
+
+
+def _insert_task(
+    engine: Engine,
+    identifier: str,
+    *,
+    type_: str,
+    state: int,
+    started_at: datetime,
+    duration: float | None = None,
+    vpg: str | None = None,
+    payload: dict[str, Any] | None = None,
+) -> None:
+    """One task of ZVM ``nyc`` (created with its type and VPG when missing)."""
+    completed = started_at + timedelta(seconds=duration) if duration is not None else None
+    with engine.begin() as connection:
+        for table, key, value in (
+            (schema.zvms, "name", "nyc"),
+            (schema.task_types, "name", type_),
+            (schema.vpgs, "vpg_identifier", vpg),
+        ):
+            if (
+                value is None
+                or connection.execute(sa.select(table).where(table.c[key] == value)).first()
+            ):
+                continue
+            extra = {
+                "zvms": {"url": "https://zvm-nyc:9669", "added_at": started_at},
+                "task_types": {"first_seen_at": started_at},
+                "vpgs": {"first_seen_at": started_at, "last_seen_at": started_at},
+            }[table.name]
+            connection.execute(table.insert().values({key: value, **extra}))
+        connection.execute(
+            schema.tasks.insert().values(
+                task_identifier=identifier,
+                zvm="nyc",
+                task_id=identifier.split(".", 1)[0],
+                site_identifier=identifier.split(".", 1)[1],
+                type=type_,
+                state=state,
+                progress=100 if completed else 50,
+                started_at=started_at,
+                completed_at=completed,
+                started_utc_offset_minutes=0,
+                duration_seconds=duration,
+                payload=payload or {"TaskIdentifier": identifier},
+                payload_hash="0" * 64,
+                first_seen_at=started_at,
+                last_seen_at=started_at,
+                last_changed_at=started_at,
+            )
+        )
+        if vpg is not None:
+            connection.execute(
+                schema.task_vpgs.insert().values(task_identifier=identifier, vpg_identifier=vpg)
+            )
+
+
+def _load_sample(engine: Engine) -> dict[str, Any]:
+    """Four tasks of ZVM nyc, two runs and its cursors, all within the current quarter.
+
+    Times are offsets in seconds from ``t0``: t3 (FailOver) started at 30, was seen
+    InProgress at 40 and WaitingForUserInput from 100 on; the cursors are at 30 and 400.
+    """
+    now = datetime.now(UTC)
+    t0 = max(now - timedelta(hours=1), _quarter_start(now)).replace(microsecond=250000)
+
+    def at(seconds: float) -> datetime:
+        return t0 + timedelta(seconds=seconds)
+
+    tasks = [  # identifier, type, state, start, duration, vpg
+        ("t1.s", "FailOverTest", 6, 0, 90.5, "vpg-1"),
+        ("t2.s", "Move", 4, 10, 20.25, "vpg-2"),
+        ("t3.s", "FailOver", 2, 30, None, "vpg-2"),
+        ("t4.s", "Move", 6, 40, 300.0, "vpg-1"),
+    ]
+    for identifier, type_, state, start, duration, vpg in tasks:
+        _insert_task(
+            engine,
+            identifier,
+            type_=type_,
+            state=state,
+            started_at=at(start),
+            duration=duration,
+            vpg=vpg,
+        )
+    changes = [(40, 1, 10), (100, 2, 50), (160, 2, 60)]
+    with engine.begin() as connection:
+        connection.execute(
+            schema.task_status_changes.insert(),
+            [
+                {"task_identifier": "t3.s", "observed_at": at(t), "state": s, "progress": p}
+                for t, s, p in changes
+            ],
+        )
+        runs = schema.etl_runs
+        good = connection.execute(
+            runs.insert().values(
+                zvm="nyc",
+                trigger="sync",
+                status="succeeded",
+                started_at=at(200),
+                finished_at=at(210),
+                tasks_received=4,
+            )
+        ).inserted_primary_key[0]
+        failed = connection.execute(
+            runs.insert().values(
+                zvm="nyc",
+                trigger="schedule",
+                status="failed",
+                error="boom",
+                started_at=at(300),
+                finished_at=at(305),
+            )
+        ).inserted_primary_key[0]
+        connection.execute(
+            schema.sync_cursors.insert(),
+            [
+                {"zvm": "nyc", "cursor": name, "value": at(t), "updated_at": now}
+                for name, t in (("started", 30), ("completed", 400))
+            ],
+        )
+    return {
+        "t0": t0,
+        "at": at,
+        "started": [(at(start), type_, state) for _, type_, state, start, _, _ in tasks],
+        "good_run": good,
+        "failed_run": failed,
+    }
+
+
+def test_run_counters_default_to_zero_and_checks_hold(warehouse: Engine) -> None:
+    now = datetime.now(UTC)
+    runs = schema.etl_runs
+    with warehouse.begin() as connection:
+        connection.execute(schema.zvms.insert().values(name="nyc", url="https://z", added_at=now))
+        run_id = connection.execute(
+            runs.insert().values(zvm="nyc", trigger="backfill", status="running", started_at=now)
+        ).inserted_primary_key[0]
+        run = connection.execute(sa.select(runs).where(runs.c.run_id == run_id)).one()
+    assert (run.retries, run.requests, run.tasks_received, run.tasks_rejected) == (0, 0, 0, 0)
+    # MariaDB reports a failed CHECK as an OperationalError, the others as IntegrityError.
+    with pytest.raises(sa.exc.DBAPIError, match="ck_etl_runs_trigger"), warehouse.begin() as c:
+        c.execute(runs.insert().values(zvm="nyc", trigger="cron", status="running", started_at=now))
+    with pytest.raises(sa.exc.IntegrityError), warehouse.begin() as connection:
+        connection.execute(
+            runs.insert().values(zvm="nowhere", trigger="sync", status="running", started_at=now)
+        )
+
+
+# --- the schema check --------------------------------------------------------------------
+
+
+def test_check_schema_on_an_empty_database(database_url: str) -> None:
+    engine = db.make_engine(database_url)
+    try:
+        with pytest.raises(SchemaMismatch) as caught:
+            db.check_schema(engine)
+        message = str(caught.value)
+        assert "has no schema (no alembic_version table)" in message
+        assert message.endswith("run `zvm-etl db upgrade`.")
+        assert message.startswith("The warehouse at ")
+
+        db.upgrade(database_url)
+        db.check_schema(engine)
+
+        db.downgrade(database_url, "base")
+        with pytest.raises(SchemaMismatch, match=r"has no schema .*downgraded to base.*upgrade`"):
+            db.check_schema(engine)
+
+        db.upgrade(database_url)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("UPDATE alembic_version SET version_num = 'ffff99'")
+        with pytest.raises(SchemaMismatch) as caught:
+            db.check_schema(engine)
+        head = db.head_revision()
+        assert f"is at revision ffff99, newer than this code knows (head {head})" in str(
+            caught.value
+        )
+        assert "upgrade zvm-task-etl or point it at another warehouse" in str(caught.value)
+    finally:
+        engine.dispose()
+
+
+def test_check_schema_when_behind(warehouse_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    current = db.head_revision()
+    monkeypatch.setattr(db, "head_revision", lambda: "0099")
+    engine = db.make_engine(warehouse_url)
+    try:
+        with pytest.raises(SchemaMismatch) as caught:
+            db.check_schema(engine)
+    finally:
+        engine.dispose()
+    assert (
+        f"is at revision {current}, this version of zvm-task-etl needs 0099: "
+        "run `zvm-etl db upgrade`." in str(caught.value)
+    )
+
+
+def test_unreachable_warehouse_masks_the_password() -> None:
+    engine = db.make_engine("postgresql+psycopg://etl:s3cret@127.0.0.1:1/warehouse")
+    try:
+        with pytest.raises(WarehouseUnavailable) as caught:
+            db.check_schema(engine)
+    finally:
+        engine.dispose()
+    message = str(caught.value)
+    assert "s3cret" not in message
+    assert "postgresql+psycopg://etl:***@127.0.0.1:1/warehouse" in message
+    assert "Check that the database server is running" in message
+    with pytest.raises(WarehouseUnavailable, match="cannot connect to the warehouse at sqlite"):
+        db.current_revision("sqlite:////nonexistent-dir/warehouse.db")
+    with pytest.raises(WarehouseUnavailable, match="not a database URL"):
+        db.make_engine("no-scheme")
+
+
+# --- SQL files and where they are --------------------------------------------------------
+
+
+def test_every_view_version_exists_for_every_dialect() -> None:
+    assert sqlfiles.view_names() == VIEWS
+    for dialect in DIALECTS:
+        for view in VIEWS:
+            assert sqlfiles.view_select(view, 1, dialect=dialect).lstrip().startswith("--")
+        for query in sqlfiles.query_names():
+            assert "SELECT" in sqlfiles.query_sql(query, dialect=dialect)
+    assert "UTC_TIMESTAMP" in sqlfiles.view_select("v_open_tasks", 1, dialect="mariadb")
+    assert sqlfiles.create_view_sql("v_tasks", 1, dialect="mariadb").startswith(
+        "CREATE SQL SECURITY INVOKER VIEW v_tasks AS"
+    )
+    with pytest.raises(FileNotFoundError, match="v_tasks"):
+        sqlfiles.view_select("v_tasks", 99, dialect="sqlite")
+    with pytest.raises(ValueError, match="not a valid"):
+        sqlfiles.drop_view_sql("v; DROP TABLE tasks")
+
+
+def test_resources_in_the_source_checkout() -> None:
+    root = Path(__file__).resolve().parent.parent
+    assert resources.migrations_dir() == root / "migrations"
+    assert resources.sql_dir() == root / "sql"
+
+
+def test_resources_in_an_installed_wheel(tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    package = site / "etl"
+    (package / "_resources" / "migrations").mkdir(parents=True)
+    (package / "_resources" / "migrations" / "env.py").touch()
+    (package / "_resources" / "sql" / "views").mkdir(parents=True)
+    # A stray top-level migrations/ from some other distribution must not be taken.
+    (site / "migrations").mkdir()
+    (site / "migrations" / "env.py").touch()
+    assert resources.migrations_dir(package_dir=package) == package / "_resources" / "migrations"
+    assert resources.sql_dir(package_dir=package) == package / "_resources" / "sql"
+
+
+def test_resources_missing(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="reinstall the package"):
+        resources.migrations_dir(package_dir=tmp_path / "etl")
+
+
+def test_daily_view_counts_utc_days_whatever_the_session_zone(warehouse: Engine) -> None:
+    late = datetime(2024, 5, 31, 23, 30, tzinfo=UTC)  # already June 1st in Tokyo
+    _insert_task(warehouse, "late.s", type_="Move", state=6, started_at=late, duration=1.0)
+    set_zone = {
+        "postgresql": "SET TIME ZONE 'Asia/Tokyo'",
+        "mysql": "SET time_zone = '+09:00'",
+    }.get(warehouse.dialect.name)
+    with warehouse.connect() as connection:
+        if set_zone:
+            connection.exec_driver_sql(set_zone)
+        (day,) = connection.exec_driver_sql("SELECT day FROM v_task_daily").scalars()
+    assert str(day) == "2024-05-31"
