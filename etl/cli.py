@@ -345,7 +345,7 @@ def _zvm_option(function: F) -> F:
 
 
 def _report(results: list[Any]) -> None:
-    failed = [r for r in results if not r.succeeded]
+    failed = [r for r in results if r.failed]
     for result in results:
         click.echo(result.summary())
     if failed:

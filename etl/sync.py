@@ -46,7 +46,8 @@ from etl.warehouse.load import (
     save_cursors,
     upsert_task_types,
 )
-from etl.warehouse.runs import fail_run, finish_run, start_run
+from etl.warehouse.locks import zvm_lock
+from etl.warehouse.runs import fail_run, finish_run, mark_abandoned, start_run
 from etl.zvm.client import TaskFilters, ZvmClient
 
 __all__ = [
@@ -77,7 +78,7 @@ class RunResult:
 
     zvm: str
     trigger: str
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "skipped"]
     started_at: datetime
     finished_at: datetime
     run_id: int | None = None
@@ -91,6 +92,11 @@ class RunResult:
         return self.status == "succeeded"
 
     @property
+    def failed(self) -> bool:
+        """Failed (a skipped pass, whose ZVM another process was syncing, is not a failure)."""
+        return self.status == "failed"
+
+    @property
     def duration_seconds(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
 
@@ -98,6 +104,8 @@ class RunResult:
         """One line a person reads: what happened to which ZVM, with the counts."""
         c = self.counts
         head = f"{self.zvm}: {self.trigger} {self.status} in {self.duration_seconds:.1f}s"
+        if self.status == "skipped":
+            return f"{head}: another process is running a pass over it"
         body = (
             f"{c.received} received, {c.inserted} inserted, {c.updated} updated, "
             f"{c.unchanged} unchanged, {c.rejected} rejected; "
@@ -320,15 +328,37 @@ def _run(
     work: Callable[[ZvmClient, int, datetime], LoadCounts],
     client_factory: ClientFactory,
 ) -> RunResult:
-    """Bookkeeping around one pass: the etl_runs row, the client, the failure record."""
+    """One pass under the ZVM's lock; a ZVM another process is syncing is skipped."""
     began = utc_now()
-    clock = time.monotonic()
     try:
-        run_id = start_run(engine, zvm=zvm.name, url=zvm.url, trigger=trigger, now=began)
+        with zvm_lock(engine, zvm.name) as taken:
+            if not taken:
+                log.info("ZVM %s: skipped: another process is running a pass over it", zvm.name)
+                return RunResult(zvm.name, trigger, "skipped", began, utc_now())
+            abandoned = mark_abandoned(engine, zvm.name, now=began)
+            if abandoned:
+                log.warning("ZVM %s: marked %d abandoned run(s) as failed", zvm.name, abandoned)
+            return _locked_run(
+                engine, zvm, trigger=trigger, work=work, client_factory=client_factory
+            )
     except Exception as exc:  # the warehouse is down: nothing can be recorded there
         error = _describe(exc, engine)
         log.error("ZVM %s: cannot start a %s pass: %s", zvm.name, trigger, error)
         return RunResult(zvm.name, trigger, "failed", began, utc_now(), error=error)
+
+
+def _locked_run(
+    engine: Engine,
+    zvm: ZvmConfig,
+    *,
+    trigger: Trigger,
+    work: Callable[[ZvmClient, int, datetime], LoadCounts],
+    client_factory: ClientFactory,
+) -> RunResult:
+    """Bookkeeping around one pass: the etl_runs row, the client, the failure record."""
+    began = utc_now()
+    clock = time.monotonic()
+    run_id = start_run(engine, zvm=zvm.name, url=zvm.url, trigger=trigger, now=began)
     client = client_factory(zvm)
     try:
         counts = work(client, run_id, began)

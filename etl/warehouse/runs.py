@@ -18,10 +18,23 @@ from etl.warehouse import schema
 from etl.warehouse.load import LoadCounts
 from etl.warehouse.upsert import upsert
 
-__all__ = ["ERROR_LIMIT", "ensure_zvm", "fail_run", "finish_run", "start_run"]
+__all__ = [
+    "ABANDONED",
+    "ERROR_LIMIT",
+    "ensure_zvm",
+    "fail_run",
+    "finish_run",
+    "mark_abandoned",
+    "start_run",
+]
 
 ERROR_LIMIT = 2000
 """etl_runs.error keeps a paragraph, not a traceback."""
+
+ABANDONED = (
+    "abandoned: the process ended without finishing (killed, crashed or its machine stopped); "
+    "nothing it fetched was committed, and a later pass loaded it again"
+)
 
 
 def ensure_zvm(conn: Connection, name: str, url: str, *, now: datetime) -> None:
@@ -95,3 +108,20 @@ def fail_run(
                 status="failed", finished_at=now, error=text, requests=requests, retries=retries
             )
         )
+
+
+def mark_abandoned(engine: Engine, zvm: str, *, now: datetime) -> int:
+    """Mark the ZVM's ``running`` rows failed as abandoned; return how many there were.
+
+    Only call this while holding the ZVM's lock (:func:`etl.warehouse.locks.zvm_lock`):
+    then no live process can be running a pass over it, so a ``running`` row is a pass
+    whose process died.
+    """
+    table = schema.etl_runs
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(table)
+            .where(table.c.zvm == zvm, table.c.status == "running")
+            .values(status="failed", finished_at=now, error=ABANDONED)
+        )
+        return int(result.rowcount)

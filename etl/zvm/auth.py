@@ -76,6 +76,8 @@ def _check_login(zvm: str, url: str, who: str, response: httpx.Response) -> None
 class SessionAuth(httpx.Auth):
     """Windows ZVM session login; re-logs in once when a call comes back 401."""
 
+    requires_response_body = True  # a refused login's body says why
+
     def __init__(self, *, zvm: str, base_url: str, username: str, password: str) -> None:
         self._zvm = zvm
         self._base_url = base_url
