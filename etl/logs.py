@@ -56,3 +56,5 @@ def configure_logging(
     # httpx logs every request at INFO; ours are enough.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # Alembic narrates every schema check; `zvm-etl db` commands say what happened instead.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

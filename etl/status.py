@@ -104,37 +104,30 @@ def _age(seconds: int | None) -> str:
     return f"{seconds}s"
 
 
+def _when(value: str | None) -> str:
+    return value.replace("T", " ").replace("+00:00", " UTC") if value else "never"
+
+
 def render_status(rows: list[dict[str, Any]], *, console: Console | None = None) -> None:
-    """Print the status rows as a table."""
-    table = Table(title="zvm-task-etl status", title_justify="left")
-    for header in (
-        "ZVM",
-        "last run",
-        "status",
-        "last success",
-        "lag",
-        "started cursor",
-        "completed cursor",
-        "tasks",
-        "open",
-    ):
-        table.add_column(header, no_wrap=True)
+    """Print one block per ZVM: last run, last success and lag, cursors, tasks."""
+    out = console or Console(highlight=False)
     for row in rows:
         status = row["last_run_status"] or "never run"
         style = {"succeeded": "green", "failed": "red", "running": "yellow"}.get(status, "dim")
+        out.print(f"[bold]{row['zvm']}[/bold]  {row['url'] or '(no longer configured)'}")
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="dim", no_wrap=True)
+        table.add_column()
+        run = f"{_when(row['last_run_at'])}  {row['last_run_trigger'] or ''}".rstrip()
+        table.add_row("last run", f"{run}  [{style}]{status}[/{style}]")
         table.add_row(
-            row["zvm"],
-            row["last_run_at"] or "-",
-            f"[{style}]{status}[/{style}]",
-            row["last_success_at"] or "-",
-            _age(row["lag_seconds"]),
-            row["cursor_started"] or "-",
-            row["cursor_completed"] or "-",
-            str(row["tasks"]),
-            str(row["open_tasks"]),
+            "last success", f"{_when(row['last_success_at'])}  (lag {_age(row['lag_seconds'])})"
         )
-    out = console or Console()
-    out.print(table)
-    for row in rows:
+        table.add_row(
+            "cursors",
+            f"started {_when(row['cursor_started'])}, completed {_when(row['cursor_completed'])}",
+        )
+        table.add_row("tasks", f"{row['tasks']} held, {row['open_tasks']} open")
         if row["last_error"]:
-            out.print(f"[red]{row['zvm']}[/red] last error: {row['last_error']}")
+            table.add_row("last error", f"[red]{row['last_error']}[/red]")
+        out.print(table, "")

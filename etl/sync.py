@@ -185,7 +185,8 @@ class _Pass:
         for done, (after, before) in enumerate(windows, start=1):
             items = self.client.fetch_tasks(TaskFilters(started_after=after, started_before=before))
             self._load(loader, items)
-            log.info(
+            log.log(
+                logging.INFO if items else logging.DEBUG,
                 "ZVM %s: window %d/%d (%s to %s): %d tasks",
                 self.zvm.name,
                 done,
