@@ -131,7 +131,7 @@ def snapshot(engine: Engine, *, skip: set[str] = BOOKKEEPING) -> dict[str, list[
                 continue
             columns = [c for c in table.c if c.name not in skip]
             rows = conn.execute(sa.select(*columns)).all()
-            tables[table.name] = sorted((tuple(map(repr, row)) for row in rows))
+            tables[table.name] = sorted(tuple(map(repr, row)) for row in rows)
     return tables
 
 

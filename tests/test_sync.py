@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -44,7 +45,7 @@ def test_first_pass_loads_all_history_then_passes_converge(
     config = make_config(sim, warehouse_url)
     first = one_pass(config, warehouse)
     assert first.succeeded, first.error
-    good, bad = expected_tasks(sim)
+    good, _bad = expected_tasks(sim)
     assert first.counts.inserted == len(good) > 50
     assert first.counts.received == len(good)
     assert_converged(warehouse, sim)
@@ -299,7 +300,7 @@ def test_plan_windows_are_disjoint_and_cover_the_range() -> None:
     start = datetime(2025, 1, 1, tzinfo=UTC)
     windows = plan_windows(start, start + timedelta(days=3, hours=5), timedelta(days=1))
     assert windows[0][0] == start and windows[-1][1] is None
-    for (a, b), (c, _) in zip(windows, windows[1:], strict=False):
+    for (a, b), (c, _) in itertools.pairwise(windows):
         assert b is not None and c == b + timedelta(milliseconds=1) and a < b
     closed = plan_windows(start, start + timedelta(days=2), timedelta(days=1), open_end=False)
     assert closed[-1][1] == start + timedelta(days=2)

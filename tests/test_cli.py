@@ -1,0 +1,228 @@
+"""The `zvm-etl` command as users run it: exit codes, messages, and a real wheel install."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from etl.cli import cli
+from etl.zvm.simulator import Simulator
+from tests.syncing import PASSWORD, start_sim
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    simulator = start_sim(seed=9, days=1)
+    yield simulator
+    simulator.stop()
+
+
+def write_config(tmp_path: Path, warehouse_url: str, zvms: list[tuple[str, str]]) -> Path:
+    lines = ["warehouse:", f"  url: {warehouse_url}", "zvms:"]
+    for name, url in zvms:
+        lines += [
+            f"  - name: {name}",
+            f"    url: {url}",
+            "    username: admin",
+            "    password: ${SIM_PASSWORD}",
+            "    retry_for: 1s",
+        ]
+    path = tmp_path / "config.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    runner = CliRunner()
+    result = runner.invoke(cli, list(args), env={"SIM_PASSWORD": PASSWORD}, catch_exceptions=False)
+    return result.exit_code, result.output
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def test_every_command_has_help_with_an_example_and_is_in_the_readme() -> None:
+    readme = (ROOT / "README.md").read_text()
+    commands: list[str] = []
+    for name, command in cli.commands.items():  # type: ignore[attr-defined]
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            commands += [f"{name} {sub}" for sub in subcommands]
+        else:
+            commands.append(name)
+    for command in commands:
+        code, output = invoke(*command.split(), "--help")
+        assert code == 0 and "Example:" in output, command
+        assert f"zvm-etl {command}" in readme, f"`zvm-etl {command}` is not in the README"
+
+
+def test_db_commands(tmp_path: Path, database_url: str) -> None:
+    config = write_config(tmp_path, database_url, [("a", "http://zvm.test")])
+    code, output = invoke("--config", str(config), "db", "current")
+    assert code == 0 and "no schema yet (run `zvm-etl db upgrade`)" in output
+    code, output = invoke("--config", str(config), "db", "check")
+    assert code == 3 and "has no schema" in output
+    code, output = invoke("--config", str(config), "db", "upgrade")
+    assert code == 0 and "is at revision 0001" in output
+    code, output = invoke("--config", str(config), "db", "current")
+    assert code == 0 and output.strip() == "0001 (newest)"
+    code, output = invoke("--config", str(config), "db", "check")
+    assert code == 0 and "no drift" in output
+    code, output = invoke("--config", str(config), "db", "downgrade", "base")
+    assert code == 0 and "base (empty)" in output
+    code, output = invoke("--config", str(config), "sync")
+    assert code == 3 and "run `zvm-etl db upgrade`" in output
+
+
+def test_sync_exit_status_and_status_json(
+    tmp_path: Path, sim: Simulator, warehouse_url: str
+) -> None:
+    config = write_config(tmp_path, warehouse_url, [("good", sim.url), ("down", closed_port_url())])
+    code, output = invoke("--config", str(config), "sync")
+    assert code == 1
+    code, output = invoke("--config", str(config), "sync", "--zvm", "good")
+    assert code == 0
+    code, output = invoke("--config", str(config), "sync", "--zvm", "nope")
+    assert code == 2 and "no ZVM is named 'nope' (known: good, down)" in output
+    code, output = invoke("--config", str(config), "status", "--json")
+    assert code == 0 or code == 4  # 4: a stale ZVM ("down" never synced)
+    rows = {row["zvm"]: row for row in json.loads(output)}
+    assert rows["good"]["last_run_status"] == "succeeded" and rows["good"]["tasks"] > 0
+    assert rows["down"]["last_run_status"] == "failed"
+    assert "connection refused" in rows["down"]["last_error"]
+    assert PASSWORD not in output
+    code, output = invoke("--config", str(config), "status")
+    words = " ".join(output.split())
+    assert "good" in words and "last success" in words and "connection refused" in words
+
+
+def test_backfill_command_logs_windows_when_not_a_terminal(
+    tmp_path: Path, sim: Simulator, warehouse_url: str
+) -> None:
+    config = write_config(tmp_path, warehouse_url, [("good", sim.url)])
+    env = os.environ | {"SIM_PASSWORD": PASSWORD}
+    since = (sim.now().date()).isoformat()
+    done = subprocess.run(
+        [sys.executable, "-m", "etl", "--config", str(config), "backfill", "--since", since],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"window 1/\d+", done.stderr)
+    assert "backfill succeeded" in done.stderr
+    code, output = invoke(
+        "--config", str(config), "backfill", "--since", "2025-02-01", "--until", "2025-01-01"
+    )
+    assert code == 2 and "--until must be later than --since" in output
+
+
+def test_simulate_serves_until_sigterm() -> None:
+    command = [sys.executable, "-m", "etl", "simulate", "--port", "0", "--password", PASSWORD]
+    with subprocess.Popen(
+        [*command, "--days", "0.2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        try:
+            assert process.stdout is not None
+            first = process.stdout.readline()
+            match = re.search(r"listening on (http://127\.0\.0\.1:\d+)", first)
+            assert match, first
+            url = match.group(1)
+            login = httpx.post(f"{url}/v1/session/add", auth=("admin", PASSWORD))
+            assert login.status_code == 200
+            session = {"x-zerto-session": login.headers["x-zerto-session"]}
+            assert "FailOverTest" in httpx.get(f"{url}/v1/tasks/types", headers=session).json()
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=10) == 0
+
+
+def test_a_wheel_install_carries_migrations_and_sql(tmp_path: Path) -> None:
+    """Build the wheel, install it (not editable) into a fresh venv, run from elsewhere."""
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = Path(sysconfig.get_paths(vars={"base": str(venv), "platbase": str(venv)})["purelib"])
+    site.mkdir(parents=True, exist_ok=True)
+    # The dependencies come from this environment; the package itself only from the wheel.
+    deps = sysconfig.get_paths()["purelib"]
+    (site / "deps.pth").write_text(deps + "\n")
+    [wheel] = wheels.glob("*.whl")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    (work / "config.yaml").write_text(
+        "warehouse:\n  url: sqlite:///w.db\n"
+        "zvms:\n  - {name: a, url: 'http://zvm.test', username: u, password: p}\n"
+    )
+    python = str(venv / "bin" / "python")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ZVM_ETL_CONFIG")}
+    code = (
+        "import etl, sys; assert etl.__file__.startswith(sys.argv[1]), etl.__file__;"
+        "from etl.cli import main; sys.argv = ['zvm-etl', 'db', 'upgrade']; main()"
+    )
+    done = subprocess.run(
+        [python, "-c", code, str(venv)], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "is at revision 0001" in done.stdout
+    check = subprocess.run(
+        [
+            python,
+            "-c",
+            "import sys; from etl.cli import main; sys.argv=['zvm-etl','db','check']; main()",
+        ],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert check.returncode == 0, check.stderr
