@@ -304,3 +304,31 @@ def test_plan_windows_are_disjoint_and_cover_the_range() -> None:
         assert b is not None and c == b + timedelta(milliseconds=1) and a < b
     closed = plan_windows(start, start + timedelta(days=2), timedelta(days=1), open_end=False)
     assert closed[-1][1] == start + timedelta(days=2)
+
+
+def test_loading_is_set_based_not_a_round_trip_per_task(
+    warehouse: Engine, warehouse_url: str
+) -> None:
+    sim = start_sim(seed=12, days=1, tasks_per_hour=400)
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    sa.event.listen(warehouse, "before_cursor_execute", count)
+    try:
+        config = make_config(sim, warehouse_url)
+        result = one_pass(config, warehouse)
+        assert result.succeeded and result.counts.inserted > 5000
+        first = len(statements)
+        statements.clear()
+        advance(sim, 30)
+        second = one_pass(config, warehouse)
+        assert second.succeeded and second.counts.received > 100
+    finally:
+        sa.event.remove(warehouse, "before_cursor_execute", count)
+        sim.stop()
+    assert first < result.counts.inserted / 25, (
+        f"{first} statements for {result.counts.inserted} tasks"
+    )
+    assert len(statements) < 60, statements
