@@ -1,0 +1,150 @@
+"""The simulator's settings, its live fault knobs, and the request log entry.
+
+:class:`SimulatorSettings` is read once, when the :class:`~etl.zvm.simulator.Simulator` is
+built. :class:`Faults` is different: the server reads it on every request, so a test may
+change ``sim.faults.error_rate`` (or any other knob) while the simulator runs and the next
+request sees it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Literal
+
+__all__ = ["Faults", "RequestRecord", "SimulatorSettings"]
+
+
+@dataclass
+class Faults:
+    """Misbehaviour injected into the answers; every field is read at request time.
+
+    - ``error_rate``: fraction of API requests (everything but login/logout/token calls)
+      answered ``503`` with a ``Retry-After`` header and ``{"Message": ...}``. It is decided
+      before authentication, like an overloaded front end: a 503 never uses up a session.
+    - ``retry_after``: seconds written in that ``Retry-After`` header: an integral value is
+      written as an integer (``"1"``), a fractional one as given (``"0.05"``).
+    - ``latency``: seconds slept before every answer (logins included).
+    - ``drop_rate``: fraction of ``GET /v1/tasks`` list answers whose connection is closed
+      mid-body: the headers (with the full ``Content-Length``) and part of the body are sent,
+      then the socket is shut down.
+    - ``session_max_requests``: a session or bearer token is refused (401) once it has been
+      used for this many API requests.
+    - ``session_ttl``: ... or once it is this many real (wall-clock) seconds old.
+    - ``malformed_rate``: fraction of tasks served malformed. Whether a task is malformed, and
+      how, is a pure function of the seed and the task id, so it is stable across requests;
+      raising the rate only adds malformed tasks. The kinds rotate among a bad ``Started``
+      string, a ``State`` outside 0-7, and a missing identifier (no ``TaskIdentifier`` and no
+      ``Link.identifier``).
+
+    The random draws for ``error_rate`` and ``drop_rate`` come from generators seeded by the
+    simulator's seed (one per knob), so the same sequence of requests meets the same faults.
+    """
+
+    error_rate: float = 0.0
+    retry_after: float = 1.0
+    latency: float = 0.0
+    drop_rate: float = 0.0
+    session_max_requests: int | None = None
+    session_ttl: float | None = None
+    malformed_rate: float = 0.0
+
+    def reset(self) -> None:
+        """Put every knob back to its default (no faults)."""
+        for knob in fields(self):
+            setattr(self, knob.name, knob.default)
+
+
+@dataclass
+class SimulatorSettings:
+    """How the simulated ZVM behaves. See the package docstring for the whole picture.
+
+    Scenario: ``seed`` fixes every generated task (and the site/VPG/host ids); ``days`` of
+    history exist before the simulated now at construction; ``tasks_per_hour`` is the mean
+    arrival rate. Auth: ``auth`` picks the Windows-ZVM session login or the ZVMA Keycloak
+    token endpoint; ``username``/``password`` are the accepted user; ``client_id`` is the
+    Keycloak client of the password grant, and with ``client_secret`` set the
+    client_credentials grant accepts ``(client_id, client_secret)``; ``token_lifetime`` is the
+    token's ``expires_in``; sessions expire after ``session_idle_timeout`` idle seconds.
+    Wire: ``date_style``, ``date_offsets``, ``key_case``, ``include_task_identifier``.
+    Time: ``utc_offset_minutes`` is the ZVM's zone (filters without ``Z`` are read in it),
+    ``clock_skew`` the ZVM clock minus the real clock (used when ``start`` is None),
+    ``speed`` simulated seconds per real second (0 freezes), ``start`` the simulated now at
+    construction. ``retention``: tasks completed longer ago vanish. Network: ``host``,
+    ``port`` (0 = any free port), ``tls`` (HTTPS with a generated CA).
+    """
+
+    seed: int = 1
+    days: float = 7.0
+    tasks_per_hour: float = 20.0
+    auth: Literal["session", "keycloak"] = "session"
+    username: str = "admin"
+    password: str = "zerto"
+    client_id: str = "zerto-client"
+    client_secret: str | None = None
+    token_lifetime: float = 300.0
+    date_style: Literal["windows", "appliance"] = "windows"
+    date_offsets: bool = True
+    key_case: Literal["pascal", "camel"] = "pascal"
+    include_task_identifier: bool = True
+    utc_offset_minutes: int = 180
+    clock_skew: timedelta = timedelta(0)
+    speed: float = 1.0
+    start: datetime | None = None
+    retention: timedelta = timedelta(days=30)
+    host: str = "127.0.0.1"
+    port: int = 0
+    tls: bool = False
+    faults: Faults = field(default_factory=Faults)
+    session_idle_timeout: float = 1800.0
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first setting that cannot work."""
+        problems: list[str] = []
+        if self.days < 0:
+            problems.append(f"days must be >= 0, got {self.days}")
+        if self.tasks_per_hour < 0:
+            problems.append(f"tasks_per_hour must be >= 0, got {self.tasks_per_hour}")
+        if self.auth not in ("session", "keycloak"):
+            problems.append(f"auth must be 'session' or 'keycloak', got {self.auth!r}")
+        if self.date_style not in ("windows", "appliance"):
+            problems.append(f"date_style must be 'windows' or 'appliance', got {self.date_style!r}")
+        if self.key_case not in ("pascal", "camel"):
+            problems.append(f"key_case must be 'pascal' or 'camel', got {self.key_case!r}")
+        if not -14 * 60 <= self.utc_offset_minutes <= 14 * 60:
+            problems.append(
+                f"utc_offset_minutes must be within ±840 (±14 h), got {self.utc_offset_minutes}"
+            )
+        if self.speed < 0:
+            problems.append(f"speed must be >= 0, got {self.speed}")
+        if self.token_lifetime <= 0:
+            problems.append(f"token_lifetime must be > 0 seconds, got {self.token_lifetime}")
+        if self.session_idle_timeout <= 0:
+            problems.append(
+                f"session_idle_timeout must be > 0 seconds, got {self.session_idle_timeout}"
+            )
+        if self.start is not None and self.start.tzinfo is None:
+            problems.append("start must be timezone-aware (UTC)")
+        if self.retention <= timedelta(0):
+            problems.append(f"retention must be positive, got {self.retention}")
+        if not 0 <= self.port <= 65535:
+            problems.append(f"port must be within 0-65535, got {self.port}")
+        if problems:
+            raise ValueError("invalid simulator settings: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request the simulator answered (or dropped).
+
+    ``at`` is the real time it arrived (aware UTC); ``path`` is the request path without the
+    query string, as sent; ``params`` the query parameters with lower-cased names (the last
+    value wins when a name repeats); ``status`` the HTTP status sent (200 for a list answer
+    whose connection was then dropped).
+    """
+
+    at: datetime
+    method: str
+    path: str
+    params: dict[str, str]
+    status: int

@@ -1,0 +1,285 @@
+"""The :class:`Simulator` facade and :func:`serve_forever` for the CLI."""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any
+
+import orjson
+
+from etl.zvm.simulator.api import ZvmApi
+from etl.zvm.simulator.auth import AuthStore
+from etl.zvm.simulator.catalog import State
+from etl.zvm.simulator.clock import SimClock, to_ms
+from etl.zvm.simulator.filters import TaskQuery
+from etl.zvm.simulator.lifecycle import Phase
+from etl.zvm.simulator.scenario import Scenario
+from etl.zvm.simulator.server import SimulatorServer
+from etl.zvm.simulator.settings import Faults, RequestRecord, SimulatorSettings
+from etl.zvm.simulator.tls import TlsFiles
+from etl.zvm.simulator.wire import WireFormat
+
+__all__ = ["Simulator", "serve_forever"]
+
+_SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(SimulatorSettings))
+_DAY_MS = 86_400_000
+
+
+class Simulator:
+    """A simulated ZVM serving the tasks API over real HTTP(S) on loopback.
+
+    ``Simulator(settings, **overrides)``: ``overrides`` are :class:`SimulatorSettings` fields
+    (``Simulator(seed=3, speed=0)``). The clock and the task history exist from
+    construction; :meth:`start` binds the port and serves (also as a context manager).
+
+    Live knobs: :attr:`faults` (the same object as ``settings.faults``), :meth:`advance` and
+    :meth:`set_time`. :attr:`requests` logs every request answered.
+    """
+
+    def __init__(self, settings: SimulatorSettings | None = None, **overrides: Any) -> None:
+        unknown = sorted(set(overrides) - _SETTING_NAMES)
+        if unknown:
+            raise TypeError(f"unknown simulator setting(s): {', '.join(unknown)}")
+        base = settings if settings is not None else SimulatorSettings()
+        self.settings = dataclasses.replace(base, **overrides) if overrides else base
+        self.settings.validate()
+        self.faults: Faults = self.settings.faults
+        start = self.settings.start
+        if start is None:
+            start = datetime.now(UTC) + self.settings.clock_skew
+        self._clock = SimClock(start, speed=self.settings.speed)
+        self._scenario = Scenario(
+            seed=self.settings.seed,
+            tasks_per_hour=self.settings.tasks_per_hour,
+            history_start_ms=to_ms(start) - int(self.settings.days * _DAY_MS),
+        )
+        self.requests: list[RequestRecord] = []
+        self._requests_lock = threading.Lock()
+        self._server: SimulatorServer | None = None
+        self._api: ZvmApi | None = None
+        self._tls: TlsFiles | None = None
+        self.ca_path: Path | None = None
+
+    # ---- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        """Bind the port and start serving; returns self. RuntimeError if already started."""
+        if self._server is not None:
+            raise RuntimeError("the simulator is already started")
+        settings = self.settings
+        tls = TlsFiles(settings.host) if settings.tls else None
+        try:
+            server = SimulatorServer(
+                settings.host,
+                settings.port,
+                ssl_context=tls.context if tls else None,
+                record=self._record,
+                server_version="Microsoft-HTTPAPI/2.0"
+                if settings.date_style == "windows"
+                else "nginx",
+            )
+        except BaseException:
+            if tls is not None:
+                tls.cleanup()
+            raise
+        wire = WireFormat(
+            base_url=server.url,
+            seed=settings.seed,
+            site_id=self._scenario.site_id,
+            date_style=settings.date_style,
+            date_offsets=settings.date_offsets,
+            key_case=settings.key_case,
+            include_task_identifier=settings.include_task_identifier,
+            utc_offset_minutes=settings.utc_offset_minutes,
+        )
+        self._api = ZvmApi(
+            settings=settings,
+            clock=self._clock,
+            scenario=self._scenario,
+            wire=wire,
+            auth=AuthStore(settings, issuer=f"{server.url}/auth/realms/zerto"),
+        )
+        self._tls = tls
+        self.ca_path = tls.ca_path if tls else None
+        self._server = server
+        server.serve(self._api)
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close connections, remove the CA file. Idempotent."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        if self._tls is not None:
+            self._tls.cleanup()
+            self._tls = None
+        self.ca_path = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The base URL (``http://127.0.0.1:54321``); RuntimeError before :meth:`start`."""
+        if self._server is None:
+            raise RuntimeError("the simulator is not started: call start() first")
+        return self._server.url
+
+    # ---- time ----------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The simulated now, aware UTC."""
+        return self._clock.now()
+
+    def advance(self, delta: timedelta) -> None:
+        """Move simulated time forward by ``delta`` (whatever the speed)."""
+        self._clock.advance(delta)
+
+    def set_time(self, moment: datetime) -> None:
+        """Make ``moment`` (aware) the simulated now; the clock runs on from there."""
+        self._clock.set_time(moment)
+
+    # ---- observation ---------------------------------------------------------------------
+
+    def clear_requests(self) -> None:
+        """Empty :attr:`requests` (in place)."""
+        with self._requests_lock:
+            self.requests.clear()
+
+    def ground_truth(self) -> list[dict[str, Any]]:
+        """Exactly what ``GET /v1/tasks`` with no filter returns now, decoded: dates as the
+        API writes them, malformed tasks as served (``malformed_rate`` applies; the other
+        fault knobs do not). Needs a started simulator (links contain its URL)."""
+        data: list[dict[str, Any]] = orjson.loads(self._started().list_body(TaskQuery()))
+        return data
+
+    def task(self, identifier: str) -> dict[str, Any] | None:
+        """What ``GET /v1/tasks/{identifier}`` returns now, decoded; None where it gives 404
+        (no fault knob applies but ``malformed_rate``)."""
+        body = self._started().task_body(identifier)
+        if body is None:
+            return None
+        data: dict[str, Any] = orjson.loads(body)
+        return data
+
+    @property
+    def site_id(self) -> str:
+        """The simulated ZVM's own site id (the second half of every task id)."""
+        return self._scenario.site_id
+
+    @property
+    def vpg_ids(self) -> tuple[str, ...]:
+        """The ids of the VPGs tasks refer to."""
+        return self._scenario.vpg_ids
+
+    def expire_sessions(self) -> None:
+        """End every session and token now: the next API call with any of them gets 401."""
+        self._started().auth.expire_all()
+
+    # ---- injection -----------------------------------------------------------------------
+
+    def add_task(
+        self,
+        *,
+        task_type: str = "FailOverTest",
+        started: datetime | None = None,
+        duration: timedelta | None = timedelta(seconds=30),
+        state: int = State.COMPLETED,
+        phases: Sequence[Phase] | None = None,
+        initiated_by: str = "Administrator",
+        complete_reason: str | None = "",
+        vpgs: Sequence[str] | None = None,
+        is_cancellable: bool = False,
+        task_uuid: str | None = None,
+    ) -> str:
+        """Add a task to the history and return its identifier (``<uuid>.<site id>``).
+
+        It starts at ``started`` (default: the simulated now; may be in the future, it then
+        appears when the clock gets there). Its lifecycle is either ``phases`` (a sequence of
+        :class:`~etl.zvm.simulator.lifecycle.Phase`: offset from Started, State, Progress;
+        the first at 0, offsets strictly increasing, at most 12 h), or built from
+        ``duration`` and ``state``: InProgress 0% at Started, 50% at half the duration, then
+        ``state`` at ``duration`` (progress 100 for Completed, else 50). A final ``state``
+        (Failed 4, Stopped 5, Completed 6) completes the task; any other state stays for
+        ever, and ``duration=None`` means the task runs (InProgress 0%) for ever. ``state``
+        outside 0-7 is served as is (a bad record). ``complete_reason`` is the
+        ``CompleteReason`` once completed (``""`` while running); ``vpgs`` default to the
+        first VPG of the pool; ``task_uuid`` fixes the task half of the id.
+        Raises ValueError for unusable phases or an id already added.
+        """
+        if phases is None:
+            final_progress = 100 if state == State.COMPLETED else 50
+            if duration is None:
+                phases = [Phase(timedelta(0), State.IN_PROGRESS, 0)]
+            elif duration < timedelta(milliseconds=2):
+                phases = [Phase(timedelta(0), state, final_progress)]
+            else:
+                phases = [
+                    Phase(timedelta(0), State.IN_PROGRESS, 0),
+                    Phase(duration / 2, State.IN_PROGRESS, 50),
+                    Phase(duration, state, final_progress),
+                ]
+        moment = started if started is not None else self.now()
+        if moment.tzinfo is None:
+            raise ValueError("started must be timezone-aware")
+        task = self._scenario.inject(
+            task_type=task_type,
+            started_ms=to_ms(moment),
+            phases=phases,
+            initiated_by=initiated_by,
+            complete_reason=complete_reason,
+            vpgs=tuple(vpgs) if vpgs is not None else self._scenario.vpg_ids[:1],
+            is_cancellable=is_cancellable,
+            task_uuid=task_uuid,
+        )
+        return task.identifier
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _record(self, record: RequestRecord) -> None:
+        with self._requests_lock:
+            self.requests.append(record)
+
+    def _started(self) -> ZvmApi:
+        if self._api is None or self._server is None:
+            raise RuntimeError("the simulator is not started: call start() first")
+        return self._api
+
+
+def serve_forever(
+    settings: SimulatorSettings, *, on_ready: Callable[[Simulator], None] | None = None
+) -> None:
+    """Serve a simulator until SIGINT or SIGTERM, then stop cleanly and return.
+
+    ``on_ready`` is called with the started simulator (to print its URL, say). Must run in
+    the main thread (signal handlers); the previous handlers are restored on return.
+    """
+    stopping = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with Simulator(settings) as simulator:
+            if on_ready is not None:
+                on_ready(simulator)
+            while not stopping.wait(0.5):
+                pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
