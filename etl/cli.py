@@ -143,6 +143,7 @@ def config_check(state: _State) -> None:
 )
 @click.option("--username", default="admin", show_default=True)
 @click.option("--password", default="zerto", show_default=True)
+@click.option("--client-id", default="zerto-client", show_default=True, help="Keycloak client.")
 @click.option("--client-secret", default=None, help="Also accept the client_credentials grant.")
 @click.option("--seed", default=1, show_default=True, help="Same seed, same tasks.")
 @click.option("--days", default=7.0, show_default=True, help="Days of history before now.")
@@ -155,6 +156,18 @@ def config_check(state: _State) -> None:
     show_default=True,
     help="windows: \\/Date(ms+hhmm)\\/; appliance: ISO-8601.",
 )
+@click.option(
+    "--date-offsets/--no-date-offsets",
+    default=True,
+    show_default=True,
+    help="Write the zone offset in dates (/Date(ms+0300)/, ...+03:00) or not.",
+)
+@click.option(
+    "--key-case", type=click.Choice(["pascal", "camel"]), default="pascal", show_default=True
+)
+@click.option(
+    "--no-task-identifier", is_flag=True, help="Omit TaskIdentifier (as ZVMA 10.x): Link only."
+)
 @click.option("--utc-offset", default="+03:00", show_default=True, help="The ZVM's zone, ±hh:mm.")
 @click.option("--skew", default="0s", show_default=True, help="ZVM clock minus real clock: -15m.")
 @click.option("--retention", default="30d", show_default=True, help="Tasks older than this vanish.")
@@ -162,6 +175,7 @@ def config_check(state: _State) -> None:
     "--tls", is_flag=True, help="Serve HTTPS with a generated CA (its PEM path is printed)."
 )
 @click.option("--error-rate", default=0.0, show_default=True, help="Fraction answered 503.")
+@click.option("--retry-after", default=1.0, show_default=True, help="Retry-After of those 503s.")
 @click.option("--drop-rate", default=0.0, show_default=True, help="Fraction of lists cut mid-body.")
 @click.option("--latency", default=0.0, show_default=True, help="Seconds added to every answer.")
 @click.option("--malformed-rate", default=0.0, show_default=True, help="Fraction of bad records.")
@@ -179,45 +193,13 @@ def simulate(**options: Any) -> None:
     Example:
         zvm-etl simulate --port 9669 --seed 7 --speed 60
     """
-    from etl.zvm.simulator import Faults, Simulator, SimulatorSettings, serve_forever
+    from etl.zvm.simulator import Simulator, serve_forever
 
-    offset = options["utc_offset"].strip()
     try:
-        sign = -1 if offset.startswith("-") else 1
-        hours, _, minutes = offset.lstrip("+-").partition(":")
-        offset_minutes = sign * (int(hours) * 60 + int(minutes or 0))
-        skew_text = options["skew"].strip()
-        skew = parse_duration(skew_text.lstrip("-"))
-        skew = -skew if skew_text.startswith("-") else skew
-        retention = parse_duration(options["retention"])
+        settings = _simulator_settings(options)
+        settings.validate()
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-
-    settings = SimulatorSettings(
-        seed=options["seed"],
-        days=options["days"],
-        tasks_per_hour=options["rate"],
-        auth=options["auth"],
-        username=options["username"],
-        password=options["password"],
-        client_secret=options["client_secret"],
-        token_lifetime=options["token_lifetime"],
-        date_style=options["date_style"],
-        utc_offset_minutes=offset_minutes,
-        clock_skew=skew,
-        speed=options["speed"],
-        retention=retention,
-        port=options["port"],
-        tls=options["tls"],
-        faults=Faults(
-            error_rate=options["error_rate"],
-            drop_rate=options["drop_rate"],
-            latency=options["latency"],
-            malformed_rate=options["malformed_rate"],
-            session_max_requests=options["session_max_requests"],
-            session_ttl=options["session_ttl"],
-        ),
-    )
 
     def ready(sim: Simulator) -> None:
         click.echo(f"Simulated ZVM ({settings.auth} auth) listening on {sim.url}")
@@ -227,6 +209,52 @@ def simulate(**options: Any) -> None:
         click.echo(f"  simulated now: {sim.now().isoformat(timespec='seconds')}; Ctrl-C stops it")
 
     serve_forever(settings, on_ready=ready)
+
+
+def _simulator_settings(options: dict[str, Any]) -> Any:
+    """SimulatorSettings from the `simulate` options; ValueError names a bad one."""
+    from etl.zvm.simulator import Faults, SimulatorSettings
+
+    offset = options["utc_offset"].strip()
+    try:
+        sign = -1 if offset.startswith("-") else 1
+        hours, _, minutes = offset.lstrip("+-").partition(":")
+        offset_minutes = sign * (int(hours) * 60 + int(minutes or 0))
+    except ValueError:
+        raise ValueError(f"--utc-offset {offset!r} is not ±hh:mm") from None
+    skew_text = options["skew"].strip()
+    skew = parse_duration(skew_text.lstrip("-"))
+    skew = -skew if skew_text.startswith("-") else skew
+    return SimulatorSettings(
+        seed=options["seed"],
+        days=options["days"],
+        tasks_per_hour=options["rate"],
+        auth=options["auth"],
+        username=options["username"],
+        password=options["password"],
+        client_secret=options["client_secret"],
+        token_lifetime=options["token_lifetime"],
+        client_id=options["client_id"],
+        date_style=options["date_style"],
+        date_offsets=options["date_offsets"],
+        key_case=options["key_case"],
+        include_task_identifier=not options["no_task_identifier"],
+        utc_offset_minutes=offset_minutes,
+        clock_skew=skew,
+        speed=options["speed"],
+        retention=parse_duration(options["retention"]),
+        port=options["port"],
+        tls=options["tls"],
+        faults=Faults(
+            error_rate=options["error_rate"],
+            retry_after=options["retry_after"],
+            drop_rate=options["drop_rate"],
+            latency=options["latency"],
+            malformed_rate=options["malformed_rate"],
+            session_max_requests=options["session_max_requests"],
+            session_ttl=options["session_ttl"],
+        ),
+    )
 
 
 # -- db ----------------------------------------------------------------------------------
