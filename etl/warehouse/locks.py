@@ -7,8 +7,9 @@ nor waits). The lock belongs to a connection or file handle, so a process that d
 by SIGKILL, releases it with its connection:
 
 * PostgreSQL: a session advisory lock (``pg_try_advisory_lock``) on a connection of its
-  own, keyed by a 64-bit hash of the ZVM name;
-* MariaDB/MySQL: ``GET_LOCK(name, 0)`` on a connection of its own;
+  own, keyed by a 64-bit hash of the ZVM name (advisory locks are per database);
+* MariaDB/MySQL: ``GET_LOCK(name, 0)`` on a connection of its own (the name includes the
+  database: MySQL's named locks are server-wide);
 * SQLite: an exclusive ``flock`` on a file beside the database (``<db>.<zvm>.lock``):
   SQLite warehouses are local files, and advisory file locks die with their process.
 """
@@ -38,9 +39,11 @@ def lock_key(zvm: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
-def _lock_name(zvm: str) -> str:
-    # MySQL lock names are limited to 64 characters; ZVM names to 64 too.
-    return f"zvm-etl:{hashlib.sha256(zvm.encode()).hexdigest()[:40]}"
+def _lock_name(database: str | None, zvm: str) -> str:
+    # MySQL's named locks are server-wide, not per database: the name carries the database
+    # so two warehouses on one server do not block each other. At most 64 characters.
+    digest = hashlib.sha256(f"{database}\0{zvm}".encode()).hexdigest()[:40]
+    return f"zvm-etl:{digest}"
 
 
 @contextmanager
@@ -63,7 +66,7 @@ def zvm_lock(engine: Engine, zvm: str) -> Iterator[bool]:
                     conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                     conn.commit()
         elif dialect in ("mysql", "mariadb"):
-            name = _lock_name(zvm)
+            name = _lock_name(engine.url.database, zvm)
             taken = conn.execute(text("SELECT GET_LOCK(:n, 0)"), {"n": name}).scalar() == 1
             conn.commit()
             try:
