@@ -54,6 +54,10 @@ _STATE_BY_NAME = {name.lower(): state for state, name in STATE_NAMES.items()}
 ENTITY_KINDS = ("Vpgs", "Hosts", "Sites", "FlrSessions")
 """The ``RelatedEntities`` lists, in the order TaskRecord keeps them."""
 
+# Key columns have bounded lengths (they are indexed on every database).
+IDENTIFIER_MAX = 255
+TYPE_MAX = 128
+
 # .NET writes DateTime.MinValue (0001-01-01) for an unset non-nullable date.
 _UNSET_BEFORE = datetime(1900, 1, 1, tzinfo=UTC)
 _MISSING: Any = object()
@@ -184,6 +188,11 @@ def _entities(related: Any, kind: str) -> tuple[Entity, ...]:
             raise _Bad(f"an entry of RelatedEntities.{kind} has no identifier")
         if not isinstance(identifier, str):
             raise _Bad(f"RelatedEntities.{kind} identifier {identifier!r} is not text")
+        if len(identifier) > IDENTIFIER_MAX:
+            raise _Bad(
+                f"a RelatedEntities.{kind} identifier is {len(identifier)} characters long; "
+                f"at most {IDENTIFIER_MAX} are kept"
+            )
         href = _get(item, "href")
         found.setdefault(identifier, href if isinstance(href, str) else None)
     return tuple(found.items())
@@ -219,13 +228,20 @@ def normalize_task(raw: object) -> TaskRecord | Rejected:
         identifier = _identifier(raw)
         if identifier is None:
             raise _Bad("no TaskIdentifier and no Link.identifier: the task cannot be keyed")
+        if len(identifier) > IDENTIFIER_MAX:
+            raise _Bad(
+                f"TaskIdentifier is {len(identifier)} characters long; the warehouse keys "
+                f"tasks by at most {IDENTIFIER_MAX}"
+            )
         task_type = _text(raw, "Type")
         if not task_type:
             raise _Bad("Type is missing or empty")
+        if len(task_type) > TYPE_MAX:
+            raise _Bad(f"Type is {len(task_type)} characters long; at most {TYPE_MAX} are kept")
         state, progress = _state(_get(raw, "Status"))
         started_at, started_offset = _date(raw, "Started")
         if started_at is None:
-            raise _Bad("Started is missing, empty or unset")
+            raise _Bad("Started is missing, empty, or before 1900 (.NET's unset date)")
         completed_at, completed_offset = _date(raw, "Completed")
         cancellable = _get(raw, "IsCancellable")
         if cancellable is _MISSING:
@@ -238,6 +254,10 @@ def normalize_task(raw: object) -> TaskRecord | Rejected:
         if related is not _MISSING and related is not None and not isinstance(related, dict):
             raise _Bad(f"RelatedEntities must be an object, got {type(related).__name__}")
         payload_bytes = orjson.dumps(raw)
+        if b"\\u0000" in payload_bytes:
+            raise _Bad(
+                "the record contains a NUL character (\\u0000), which PostgreSQL cannot store"
+            )
     except _Bad as exc:
         return Rejected(str(exc), _raw_text(raw), identifier)
     except TypeError as exc:  # orjson: something JSON cannot hold (only from hand-made input)

@@ -245,3 +245,34 @@ def test_arbitrary_field_values_never_raise(overrides: dict[str, Any]) -> None:
 @given(json_values)
 def test_arbitrary_json_never_raises(raw: Any) -> None:
     assert isinstance(normalize_task(raw), TaskRecord | Rejected)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"TaskIdentifier": "x" * 300}, "TaskIdentifier is 300 characters long"),
+        ({"Type": "T" * 129}, "Type is 129 characters long"),
+        ({"InitiatedBy": "nul\u0000byte"}, "NUL character"),
+        (
+            {"RelatedEntities": {"Vpgs": [{"identifier": "v" * 256}]}},
+            "Vpgs identifier is 256 characters",
+        ),
+        ({"Started": "/Date(-62135596800000)/"}, "Started is missing, empty, or before 1900"),
+    ],
+)
+def test_values_the_warehouse_cannot_key_or_store_are_rejected(
+    change: dict[str, Any], reason: str
+) -> None:
+    assert reason in rejected(zerto_example() | change).reason
+
+
+def test_long_free_text_is_kept() -> None:
+    task = record(zerto_example() | {"InitiatedBy": "u" * 5000, "CompleteReason": "r" * 10000})
+    assert task.initiated_by is not None and len(task.initiated_by) == 5000
+
+
+def test_lone_surrogates_are_rejected_not_fatal() -> None:
+    raw = json.loads('{"TaskIdentifier": "a.b", "Type": "\\ud800", "Status": {"State": 1}}')
+    raw["Started"] = "/Date(0)/"
+    result = rejected(raw)
+    assert "cannot be stored as JSON" in result.reason and json.loads(result.raw) == raw

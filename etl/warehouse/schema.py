@@ -148,7 +148,7 @@ tasks = _table(
     Column("type", TYPE_NAME, ForeignKey("task_types.name"), nullable=False),
     Column("state", Integer, ForeignKey("task_states.state"), nullable=False),
     Column("progress", Integer),
-    Column("initiated_by", String(255)),
+    Column("initiated_by", Text),
     Column("complete_reason", Text),
     Column("is_cancellable", Boolean),
     Column("started_at", UtcDateTime(), nullable=False),
@@ -156,7 +156,7 @@ tasks = _table(
     Column("started_utc_offset_minutes", Integer),
     Column("completed_utc_offset_minutes", Integer),
     Column("duration_seconds", Double()),
-    Column("link_href", URL),
+    Column("link_href", Text),
     Column("payload", Json(), nullable=False),
     Column("payload_hash", String(64), nullable=False),
     Column("first_seen_at", UtcDateTime(), nullable=False),
@@ -175,7 +175,7 @@ def _entity(table: str, key: str) -> Table:
     return _table(
         table,
         Column(key, IDENTIFIER, primary_key=True),
-        Column("href", URL),
+        Column("href", Text),
         Column("first_seen_at", UtcDateTime(), nullable=False),
         Column("last_seen_at", UtcDateTime(), nullable=False),
     )
