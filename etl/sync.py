@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,7 +35,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from etl.config import Config, SyncConfig, ZvmConfig
-from etl.errors import EtlError
+from etl.errors import EtlError, ZvmResponseError
 from etl.normalize import Rejected, TaskRecord, normalize_tasks
 from etl.warehouse import db
 from etl.warehouse.engine import unavailable
@@ -69,7 +69,7 @@ WindowCallback = Callable[[int, int], None]
 BATCH_SIZE = 2000
 """Tasks written per set of statements: big enough for bulk speed, small enough for memory."""
 
-ONE_MS = timedelta(milliseconds=1)
+BOUNDARY_OVERLAP = timedelta(seconds=1)
 
 
 @dataclass
@@ -100,6 +100,27 @@ class RunResult:
     def duration_seconds(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
 
+    def log_fields(self) -> dict[str, Any]:
+        """The pass's outcome as separate fields, for ``log.info(..., extra=...)``: JSON log
+        lines carry them as keys of the object (``event`` is ``pass``). No secret in them."""
+        c = self.counts
+        return {
+            "event": "pass",
+            "zvm": self.zvm,
+            "trigger": self.trigger,
+            "status": self.status,
+            "run_id": self.run_id,
+            "duration_seconds": round(self.duration_seconds, 3),
+            "tasks_received": c.received,
+            "tasks_inserted": c.inserted,
+            "tasks_updated": c.updated,
+            "tasks_unchanged": c.unchanged,
+            "tasks_rejected": c.rejected,
+            "requests": self.requests,
+            "retries": self.retries,
+            "error": self.error,
+        }
+
     def summary(self) -> str:
         """One line a person reads: what happened to which ZVM, with the counts."""
         c = self.counts
@@ -119,20 +140,40 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def plan_windows(
-    start: datetime, end: datetime, width: timedelta, *, open_end: bool = True
-) -> list[tuple[datetime, datetime | None]]:
-    """Disjoint inclusive windows ``[a, b − 1 ms]`` covering ``start`` to ``end``.
+Window = tuple[datetime | None, datetime | None]
+"""(startedAfterDate, startedBeforeDate) of one request; None leaves that side open."""
 
-    With ``open_end`` the last window has no upper bound, so tasks stamped after ``end`` by
-    a ZVM whose clock runs ahead of this host are not missed.
+
+def plan_windows(
+    start: datetime,
+    end: datetime,
+    width: timedelta,
+    *,
+    open_start: bool = False,
+    open_end: bool = True,
+) -> list[Window]:
+    """Windows of ``width`` from ``start`` to ``end``, on whole seconds, each reaching one
+    second back into the one before.
+
+    Filters are sent in whole seconds (the form every ZVM version documents), and ZVMs may
+    read a bound as inclusive or exclusive: the one-second overlap keeps a task that starts
+    exactly on a boundary inside some window whichever they do; the pass drops the repeats.
+    ``open_start`` adds a first window for everything before ``start``; with ``open_end``
+    the last window has no upper bound, so tasks stamped after ``end`` by a ZVM whose clock
+    runs ahead of this host are not missed.
     """
-    windows: list[tuple[datetime, datetime | None]] = []
-    lower = start
-    while lower + width < end:
-        windows.append((lower, lower + width - ONE_MS))
-        lower += width
-    windows.append((lower, None if open_end else end))
+    lower = start.replace(microsecond=0)
+    bounds = [lower]
+    while bounds[-1] + width < end:
+        bounds.append(bounds[-1] + width)
+    windows: list[Window] = [(None, lower)] if open_start else []
+    for index, bound in enumerate(bounds):
+        after = bound - BOUNDARY_OVERLAP if windows else bound
+        if index + 1 < len(bounds):
+            windows.append((after, bounds[index + 1]))
+        else:
+            last = None if open_end else end.replace(microsecond=0) + timedelta(seconds=1)
+            windows.append((after, last))
     return windows
 
 
@@ -170,23 +211,39 @@ class _Pass:
         self.run_id = run_id
         self.now = now
 
-    def _load(self, loader: TaskLoader, items: Iterable[object]) -> None:
-        records, rejected = normalize_tasks(items)
-        loader.save_rejected(_distinct(rejected))
-        for start in range(0, len(records), BATCH_SIZE):
-            loader.save_tasks(records[start : start + BATCH_SIZE])
+    def _fetch_types(self) -> list[str]:
+        """The ZVM's task types; a ZVM that refuses the call only loses the listing."""
+        try:
+            return self.client.fetch_task_types()
+        except ZvmResponseError as exc:
+            log.warning("ZVM %s: task types not listed (%s); continuing", self.zvm.name, exc)
+            return []
 
     def _windows(
         self,
         loader: TaskLoader,
-        windows: Sequence[tuple[datetime | None, datetime | None]],
+        windows: Sequence[Window],
         on_window: WindowCallback | None,
     ) -> None:
+        """Fetch and load each window; a task in two overlapping windows is loaded once."""
+        seen: set[str] = set()
         for done, (after, before) in enumerate(windows, start=1):
             items = self.client.fetch_tasks(TaskFilters(started_after=after, started_before=before))
-            self._load(loader, items)
+            records, rejected = normalize_tasks(items)
+            fresh = [r for r in records if r.task_identifier not in seen]
+            loader.save_rejected(_distinct(rejected))
+            for start in range(0, len(fresh), BATCH_SIZE):
+                loader.save_tasks(fresh[start : start + BATCH_SIZE])
+            # Only the tail of this window can come again, in the overlap of the next one.
+            following = windows[done][0] if done < len(windows) else None
+            seen = {
+                r.task_identifier
+                for r in records
+                if following is not None and r.started_at >= following
+            }
+            # A progress bar (on_window) already shows each window to the person watching.
             log.log(
-                logging.INFO if items else logging.DEBUG,
+                logging.INFO if items and on_window is None else logging.DEBUG,
                 "ZVM %s: window %d/%d (%s to %s): %d tasks",
                 self.zvm.name,
                 done,
@@ -223,11 +280,12 @@ class _Pass:
     def _first_pass(self) -> LoadCounts:
         since = self.settings.backfill_since
         lower = since or (self.now - self.zvm.task_retention).replace(microsecond=0)
-        windows: list[tuple[datetime | None, datetime | None]] = []
-        if since is None:
-            windows.append((None, lower - ONE_MS))  # anything older than the retention guess
-        windows.extend(plan_windows(lower, self.now, self.settings.backfill_window))
-        types = self.client.fetch_task_types()
+        # With no backfill_since, a first window takes anything older than the retention
+        # this ZVM is configured with (usually nothing).
+        windows = plan_windows(
+            lower, self.now, self.settings.backfill_window, open_start=since is None
+        )
+        types = self._fetch_types()
         log.info("ZVM %s: first pass, loading history in %d windows", self.zvm.name, len(windows))
         with self.engine.begin() as conn:
             loader = TaskLoader(conn, zvm=self.zvm.name, run_id=self.run_id, now=self.now)
@@ -250,7 +308,7 @@ class _Pass:
             loader = TaskLoader(conn, zvm=self.zvm.name, run_id=self.run_id, now=self.now)
             open_ids = loader.open_tasks(started_since=started - self.zvm.task_retention)
             conn.rollback()
-        types = self.client.fetch_task_types()
+        types = self._fetch_types()
         items: list[Any] = self.client.fetch_tasks(TaskFilters(started_after=started - overlap))
         items += self.client.fetch_tasks(TaskFilters(completed_after=completed - overlap))
         records, rejected = normalize_tasks(items)
@@ -261,7 +319,12 @@ class _Pass:
         for identifier in open_ids:
             if identifier in returned:
                 continue
-            task = self.client.fetch_task(identifier)
+            try:
+                task = self.client.fetch_task(identifier)
+            except ZvmResponseError as exc:
+                # One task the ZVM will not show (an odd 4xx) must not block every pass.
+                log.warning("ZVM %s: task %s not re-read: %s", self.zvm.name, identifier, exc)
+                task = None
             if task is None:
                 gone += 1
             else:
@@ -291,15 +354,10 @@ class _Pass:
     def run_backfill(
         self, since: datetime, until: datetime | None, on_window: WindowCallback | None
     ) -> LoadCounts:
-        windows: list[tuple[datetime | None, datetime | None]] = list(
-            plan_windows(
-                since,
-                until or self.now,
-                self.settings.backfill_window,
-                open_end=until is None,
-            )
+        windows = plan_windows(
+            since, until or self.now, self.settings.backfill_window, open_end=until is None
         )
-        types = self.client.fetch_task_types()
+        types = self._fetch_types()
         with self.engine.begin() as conn:
             loader = TaskLoader(conn, zvm=self.zvm.name, run_id=self.run_id, now=self.now)
             upsert_task_types(conn, types, now=self.now, listed_by_zvm=True)
@@ -334,8 +392,13 @@ def _run(
     try:
         with zvm_lock(engine, zvm.name) as taken:
             if not taken:
-                log.info("ZVM %s: skipped: another process is running a pass over it", zvm.name)
-                return RunResult(zvm.name, trigger, "skipped", began, utc_now())
+                skipped = RunResult(zvm.name, trigger, "skipped", began, utc_now())
+                log.info(
+                    "ZVM %s: skipped: another process is running a pass over it",
+                    zvm.name,
+                    extra=skipped.log_fields(),
+                )
+                return skipped
             abandoned = mark_abandoned(engine, zvm.name, now=began)
             if abandoned:
                 log.warning("ZVM %s: marked %d abandoned run(s) as failed", zvm.name, abandoned)
@@ -344,8 +407,15 @@ def _run(
             )
     except Exception as exc:  # the warehouse is down: nothing can be recorded there
         error = _describe(exc, engine)
-        log.error("ZVM %s: cannot start a %s pass: %s", zvm.name, trigger, error)
-        return RunResult(zvm.name, trigger, "failed", began, utc_now(), error=error)
+        failed = RunResult(zvm.name, trigger, "failed", began, utc_now(), error=error)
+        log.error(
+            "ZVM %s: cannot start a %s pass: %s",
+            zvm.name,
+            trigger,
+            error,
+            extra=failed.log_fields(),
+        )
+        return failed
 
 
 def _locked_run(
@@ -401,6 +471,7 @@ def _locked_run(
             run_id,
             time.monotonic() - clock,
             error,
+            extra=result.log_fields(),
         )
         return result
     finally:
@@ -416,7 +487,7 @@ def _locked_run(
         requests=client.stats.requests,
         retries=client.stats.retries,
     )
-    log.info(result.summary())
+    log.info(result.summary(), extra=result.log_fields())
     return result
 
 
@@ -526,9 +597,10 @@ def backfill_all(
                 eng, zvm, config.sync, since=since, until=until, client_factory=client_factory
             ),
         )
+    from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(transient=False) as bar:
+    with Progress(console=Console(stderr=True), transient=False) as bar:
 
         def one(eng: Engine, zvm: ZvmConfig) -> RunResult:
             task = bar.add_task(f"backfill {zvm.name}", total=None)

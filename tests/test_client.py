@@ -71,19 +71,26 @@ def test_fetch_everything_and_one(sim: Simulator) -> None:
 
 def test_filters_select_exactly_what_the_zvm_would(sim: Simulator) -> None:
     records = [normalize_task(t) for t in sim.ground_truth()]
-    tasks = [r for r in records if isinstance(r, TaskRecord)]
-    middle = sorted(t.started_at for t in tasks)[len(tasks) // 2]
+    tasks = {r.task_identifier: r for r in records if isinstance(r, TaskRecord)}
+    middle = sorted(t.started_at for t in tasks.values())[len(tasks) // 2]
+    # Filters go out in whole seconds: lower bounds round down, upper bounds up.
+    lower = middle.replace(microsecond=0)
+    upper = lower + timedelta(seconds=1) if middle.microsecond else middle
     with ZvmClient(zvm_for(sim)) as client:
         after = client.fetch_tasks(TaskFilters(started_after=middle))
         before = client.fetch_tasks(TaskFilters(started_before=middle))
         done = client.fetch_tasks(TaskFilters(completed_after=middle))
         failed = client.fetch_tasks(TaskFilters(status=4))
-    started = {t.task_identifier: t for t in tasks}
-    ids_after = {normalize_task(t).task_identifier for t in after}  # type: ignore[union-attr]
-    assert ids_after == {i for i, t in started.items() if t.started_at >= middle}
-    # Inclusive bounds: the task that started at `middle` is in both.
-    assert len(after) + len(before) == len(tasks) + sum(t.started_at == middle for t in tasks)
-    assert all(normalize_task(t).completed_at >= middle for t in done)  # type: ignore[union-attr,operator]
+
+    def ids(items: list[Any]) -> set[str]:
+        return {r.task_identifier for r in map(normalize_task, items) if isinstance(r, TaskRecord)}
+
+    assert ids(after) == {i for i, t in tasks.items() if t.started_at >= lower}
+    assert ids(before) == {i for i, t in tasks.items() if t.started_at <= upper}
+    assert ids(done) == {
+        i for i, t in tasks.items() if t.completed_at is not None and t.completed_at >= lower
+    }
+    assert ids(after) | ids(before) == set(tasks)
     assert failed and all(t["Status"]["State"] == 4 for t in failed)
 
 

@@ -165,17 +165,17 @@ def test_filters_are_sent_as_utc_with_z() -> None:
             started_after=datetime(2025, 2, 8, 21, 50, 46, 574000, tzinfo=UTC),
             completed_after=datetime(2025, 2, 9, 3, 20, tzinfo=plus_530),
             started_before=datetime(2025, 3, 1, tzinfo=UTC),
-            completed_before=datetime(2025, 3, 2, tzinfo=UTC),
+            completed_before=datetime(2025, 3, 2, 0, 0, 0, 1000, tzinfo=UTC),
             type="FailOverTest",
             status=6,
         )
     )
     params = dict(recorder.requests[1].url.params)
     assert params == {
-        "startedAfterDate": "2025-02-08T21:50:46.574Z",
-        "startedBeforeDate": "2025-03-01T00:00:00.000Z",
-        "completedAfterDate": "2025-02-08T21:50:00.000Z",
-        "completedBeforeDate": "2025-03-02T00:00:00.000Z",
+        "startedAfterDate": "2025-02-08T21:50:46Z",
+        "startedBeforeDate": "2025-03-01T00:00:00Z",
+        "completedAfterDate": "2025-02-08T21:50:00Z",
+        "completedBeforeDate": "2025-03-02T00:00:01Z",
         "type": "FailOverTest",
         "status": "6",
     }

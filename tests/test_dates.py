@@ -90,11 +90,13 @@ def test_iso_round_trip_applies_offset(moment: datetime, offset: int) -> None:
 
 
 @given(moments, offsets)
-def test_filter_dates_are_utc_with_z(moment: datetime, offset: int) -> None:
+def test_filter_dates_are_utc_whole_seconds_with_z(moment: datetime, offset: int) -> None:
     local = moment.astimezone(timezone(timedelta(minutes=offset)))
-    text = format_filter_date(local)
-    assert text.endswith("Z") and len(text) == len("2025-02-08T21:50:46.574Z")
-    assert datetime.fromisoformat(text) == moment
+    lower = format_filter_date(local)
+    upper = format_filter_date(local, round_up=True)
+    assert lower.endswith("Z") and len(lower) == len("2025-02-08T21:50:46Z")
+    assert datetime.fromisoformat(lower) == moment.replace(microsecond=0)
+    assert moment <= datetime.fromisoformat(upper) < moment + timedelta(seconds=1)
 
 
 def test_filter_dates_refuse_naive() -> None:

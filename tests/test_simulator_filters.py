@@ -25,6 +25,13 @@ MS = timedelta(milliseconds=1)
 Task = dict[str, Any]
 
 
+def ms_filter(moment: datetime) -> str:
+    """A filter value in UTC with milliseconds (``…T06:00:00.500Z``), as newer ZVM docs allow;
+    the ETL itself sends whole seconds (``format_filter_date``)."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
 @pytest.fixture(scope="module")
 def sim() -> Iterator[Simulator]:
     with Simulator(seed=21, speed=0, start=START, days=1, tasks_per_hour=30) as simulator:
@@ -104,7 +111,7 @@ def test_everything_listed_has_started(truth: list[Task]) -> None:
 def test_started_after_is_inclusive_to_the_millisecond(
     client: httpx.Client, truth: list[Task]
 ) -> None:
-    result = ids(get(client, startedAfterDate=format_filter_date(EDGE)))
+    result = ids(get(client, startedAfterDate=ms_filter(EDGE)))
     assert result == where(truth, lambda t: started(t) >= EDGE)
     edge = [t for t in truth if abs(started(t) - EDGE) <= MS]
     assert [started(t) - EDGE for t in edge if t["TaskIdentifier"] in result] == [timedelta(0), MS]
@@ -113,14 +120,14 @@ def test_started_after_is_inclusive_to_the_millisecond(
 def test_started_before_is_inclusive_to_the_millisecond(
     client: httpx.Client, truth: list[Task]
 ) -> None:
-    result = ids(get(client, startedBeforeDate=format_filter_date(EDGE)))
+    result = ids(get(client, startedBeforeDate=ms_filter(EDGE)))
     assert result == where(truth, lambda t: started(t) <= EDGE)
     edge = [t for t in truth if abs(started(t) - EDGE) <= MS]
     assert [started(t) - EDGE for t in edge if t["TaskIdentifier"] in result] == [-MS, timedelta(0)]
 
 
 def test_equal_started_bounds_select_one_millisecond(client: httpx.Client) -> None:
-    value = format_filter_date(EDGE)
+    value = ms_filter(EDGE)
     result = get(client, startedAfterDate=value, startedBeforeDate=value)
     assert [started(task) for task in result] == [EDGE]
 
@@ -138,7 +145,7 @@ def test_completed_bounds_are_inclusive_and_exclude_running_tasks(
     client: httpx.Client, truth: list[Task]
 ) -> None:
     edge = EDGE + timedelta(seconds=10)
-    value = format_filter_date(edge)
+    value = ms_filter(edge)
     after = get(client, completedAfterDate=value)
     assert ids(after) == where(truth, lambda t: (c := completed(t)) is not None and c >= edge)
     before = get(client, completedBeforeDate=value)
@@ -159,7 +166,7 @@ def test_completed_after_finds_long_tasks_that_started_long_before() -> None:
         with httpx.Client(base_url=local.url) as http:
             login = http.post("/v1/session/add", auth=("admin", "zerto"))
             http.headers["x-zerto-session"] = login.headers["x-zerto-session"]
-            since = format_filter_date(START - timedelta(minutes=2))
+            since = ms_filter(START - timedelta(minutes=2))
             found = http.get("/v1/tasks", params={"completedAfterDate": since}).json()
             assert long_one in ids(found)
             generated = [t for t in found if t["TaskIdentifier"] != long_one]
@@ -222,7 +229,7 @@ def test_values_without_z_are_read_in_the_zvm_zone(offset: int) -> None:
 def test_filter_names_are_case_insensitive(
     client: httpx.Client, truth: list[Task], name: str
 ) -> None:
-    result = client.get("/v1/tasks", params={name: format_filter_date(EDGE)}).json()
+    result = client.get("/v1/tasks", params={name: ms_filter(EDGE)}).json()
     assert ids(result) == where(truth, lambda t: started(t) >= EDGE)
 
 
@@ -252,7 +259,7 @@ def test_combined_filters(client: httpx.Client, truth: list[Task]) -> None:
     since = START - timedelta(hours=12)
     result = get(
         client,
-        startedafterdate=format_filter_date(since),
+        startedafterdate=ms_filter(since),
         TYPE="insertTaggedCP",
         Status="completed",
     )
@@ -314,8 +321,21 @@ _moments = st.datetimes(
 @given(moment=_moments)
 def test_started_after_property(client: httpx.Client, truth: list[Task], moment: datetime) -> None:
     bound = moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)
-    result = get(client, startedAfterDate=format_filter_date(moment))
+    result = get(client, startedAfterDate=ms_filter(moment))
     assert ids(result) == where(truth, lambda t: started(t) >= bound)
+
+
+@settings(max_examples=25, deadline=None)
+@given(moment=_moments)
+def test_whole_second_filters_as_the_etl_sends_them(
+    client: httpx.Client, truth: list[Task], moment: datetime
+) -> None:
+    lower = moment.astimezone(UTC).replace(microsecond=0)
+    after = get(client, startedAfterDate=format_filter_date(moment))
+    assert ids(after) == where(truth, lambda t: started(t) >= lower)
+    upper = datetime.fromisoformat(format_filter_date(moment, round_up=True))
+    before = get(client, startedBeforeDate=format_filter_date(moment, round_up=True))
+    assert ids(before) == where(truth, lambda t: started(t) <= upper)
 
 
 @settings(max_examples=25, deadline=None)

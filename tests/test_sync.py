@@ -107,7 +107,7 @@ def test_incremental_passes_fetch_only_new_changed_or_open(
     assert len(lists) == 2, lists
     assert all(r.params for r in lists), "an unfiltered /v1/tasks fetches the whole history"
     started_after = datetime.fromisoformat(lists[0].params["startedafterdate"])
-    assert started_after == cursor - timedelta(minutes=10)
+    assert started_after == (cursor - timedelta(minutes=10)).replace(microsecond=0)
     assert "completedafterdate" in lists[1].params
     by_id = {
         r.path.removeprefix("/v1/tasks/")
@@ -296,14 +296,47 @@ def test_backfill_reloads_a_window_and_never_moves_cursors(
     assert after == cursors
 
 
-def test_plan_windows_are_disjoint_and_cover_the_range() -> None:
-    start = datetime(2025, 1, 1, tzinfo=UTC)
+def test_plan_windows_cover_the_range_and_overlap_by_a_second() -> None:
+    start = datetime(2025, 1, 1, 0, 0, 0, 250_000, tzinfo=UTC)
     windows = plan_windows(start, start + timedelta(days=3, hours=5), timedelta(days=1))
-    assert windows[0][0] == start and windows[-1][1] is None
-    for (a, b), (c, _) in itertools.pairwise(windows):
-        assert b is not None and c == b + timedelta(milliseconds=1) and a < b
+    assert windows[0] == (
+        start.replace(microsecond=0),
+        start.replace(microsecond=0) + timedelta(days=1),
+    )
+    assert windows[-1][1] is None and len(windows) == 4
+    for (_, before), (after, _) in itertools.pairwise(windows):
+        assert before is not None and after == before - timedelta(seconds=1)
+    opened = plan_windows(start, start + timedelta(hours=1), timedelta(days=1), open_start=True)
+    assert opened == [
+        (None, start.replace(microsecond=0)),
+        (start.replace(microsecond=0) - timedelta(seconds=1), None),
+    ]
     closed = plan_windows(start, start + timedelta(days=2), timedelta(days=1), open_end=False)
-    assert closed[-1][1] == start + timedelta(days=2)
+    assert closed[-1][1] == start.replace(microsecond=0) + timedelta(days=2, seconds=1)
+
+
+def test_a_task_on_a_window_boundary_is_loaded_once(warehouse: Engine, warehouse_url: str) -> None:
+    sim = start_sim(seed=13, days=0.5, tasks_per_hour=10)
+    try:
+        since = (sim.now() - timedelta(hours=10)).replace(minute=0, second=0, microsecond=0)
+        config = make_config(
+            sim, warehouse_url, backfill_window="1h", backfill_since=since.isoformat()
+        )
+        boundary = since + timedelta(hours=5)
+        for offset in (-1000, -1, 0, 1, 1000):
+            sim.add_task(
+                started=boundary + timedelta(milliseconds=offset), duration=timedelta(seconds=5)
+            )
+        result = one_pass(config, warehouse)
+        assert result.succeeded
+        good, _ = expected_tasks(sim)
+        wanted = {i for i, t in good.items() if t.started_at >= since}
+        assert result.counts.received == result.counts.inserted == len(wanted)
+        with warehouse.connect() as conn:
+            loaded = set(conn.execute(sa.select(schema.tasks.c.task_identifier)).scalars())
+        assert loaded == wanted
+    finally:
+        sim.stop()
 
 
 def test_loading_is_set_based_not_a_round_trip_per_task(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import email.utils
 import gc
+import json
 import logging
 import ssl
 import time
@@ -51,7 +52,7 @@ from etl.errors import (
 from etl.zvm.auth import RETRYABLE_STATUS, KeycloakAuth, SessionAuth, TransientLoginError
 from etl.zvm.dates import format_filter_date
 
-__all__ = ["TaskFilters", "ZvmClient"]
+__all__ = ["Attempt", "AttemptObserver", "TaskFilters", "ZvmClient"]
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ MAX_RETRY_AFTER = 120.0
 @dataclass(frozen=True)
 class TaskFilters:
     """The six filters of ``GET /v1/tasks``. Dates must be timezone-aware; they are sent
-    as UTC with a trailing ``Z`` (bounds are inclusive on the ZVM)."""
+    as UTC in whole seconds with a trailing ``Z``, lower bounds rounded down and upper
+    bounds up, so a filter never excludes a task its exact value would include."""
 
     started_after: datetime | None = None
     started_before: datetime | None = None
@@ -74,14 +76,14 @@ class TaskFilters:
     def to_params(self) -> dict[str, str]:
         """The query parameters, with Zerto's names."""
         params: dict[str, str] = {}
-        for name, value in (
-            ("startedAfterDate", self.started_after),
-            ("startedBeforeDate", self.started_before),
-            ("completedAfterDate", self.completed_after),
-            ("completedBeforeDate", self.completed_before),
+        for name, value, upper in (
+            ("startedAfterDate", self.started_after, False),
+            ("startedBeforeDate", self.started_before, True),
+            ("completedAfterDate", self.completed_after, False),
+            ("completedBeforeDate", self.completed_before, True),
         ):
             if value is not None:
-                params[name] = format_filter_date(value)
+                params[name] = format_filter_date(value, round_up=upper)
         if self.type is not None:
             params["type"] = self.type
         if self.status is not None:
@@ -99,6 +101,39 @@ class _Transient(Exception):
         self.cause = cause
         self.response = response
         self.refused = refused
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP attempt of an API call, as reported to an ``on_attempt`` observer.
+
+    ``path`` is the request path as sent (task ids included); ``status`` the HTTP status,
+    or None when no answer came; ``error`` None for an answer, else what went wrong:
+    ``timeout``, ``connection``, ``tls``, ``login_http_<status>`` or an exception's class
+    name. ``seconds`` includes a login the attempt needed first.
+    """
+
+    zvm: str
+    method: str
+    path: str
+    status: int | None
+    seconds: float
+    error: str | None = None
+
+
+AttemptObserver = Callable[[Attempt], None]
+
+
+def _failure_kind(exc: BaseException) -> str:
+    if isinstance(exc, TransientLoginError):
+        return f"login_http_{exc.response.status_code}"
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "tls" if _is_tls_failure(exc) else "connection"
+    if isinstance(exc, httpx.TransportError):
+        return "connection"
+    return type(exc).__name__
 
 
 @dataclass
@@ -163,7 +198,8 @@ class ZvmClient:
 
     Not thread-safe across threads that share it for logins; one client per ZVM pass.
     ``transport`` replaces the network (tests pass ``httpx.MockTransport``); ``sleep``
-    replaces ``time.sleep`` between retries.
+    replaces ``time.sleep`` between retries. ``on_attempt``, when given, is called after
+    every HTTP attempt with an :class:`Attempt` (metrics hook in there; it must not raise).
     """
 
     def __init__(
@@ -172,8 +208,10 @@ class ZvmClient:
         *,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_attempt: AttemptObserver | None = None,
     ) -> None:
         self.zvm = zvm
+        self._on_attempt = on_attempt
         self.name = zvm.name
         self.base_url = zvm.url
         self.stats = ClientStats()
@@ -305,7 +343,7 @@ class ZvmClient:
     ) -> httpx.Response:
         begun = time.monotonic()
         try:
-            response = self._http.request(method, path, params=params)
+            response = self._send(method, path, params)
         except TransientLoginError as exc:
             raise _Transient(
                 f"the login answered HTTP {exc.response.status_code}", response=exc.response
@@ -350,6 +388,23 @@ class ZvmClient:
             url=self.base_url,
             status_code=status,
         )
+
+    def _send(self, method: str, path: str, params: dict[str, str] | None) -> httpx.Response:
+        """One HTTP request, reported to the ``on_attempt`` observer when there is one."""
+        if self._on_attempt is None:
+            return self._http.request(method, path, params=params)
+        begun = time.monotonic()
+        try:
+            response = self._http.request(method, path, params=params)
+        except Exception as exc:
+            self._on_attempt(
+                Attempt(self.name, method, path, None, time.monotonic() - begun, _failure_kind(exc))
+            )
+            raise
+        self._on_attempt(
+            Attempt(self.name, method, path, response.status_code, time.monotonic() - begun)
+        )
+        return response
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome is not None else None
@@ -419,9 +474,15 @@ class ZvmClient:
             try:
                 return orjson.loads(response.content)
             except orjson.JSONDecodeError as exc:
+                error = exc
+            try:
+                # orjson refuses escaped lone surrogates ("\ud800") that .NET may write;
+                # the standard library reads them, and normalization rejects such records.
+                return json.loads(response.content)
+            except ValueError:
                 raise ZvmResponseError(
                     f"ZVM {self.name} at {self.base_url} answered {what} with invalid JSON "
-                    f"({exc}; {len(response.content)} bytes received)",
+                    f"({error}; {len(response.content)} bytes received)",
                     zvm=self.name,
                     url=self.base_url,
                     status_code=response.status_code,

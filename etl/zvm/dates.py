@@ -95,15 +95,20 @@ def _parse_iso(text: str) -> ZvmDate:
     return ZvmDate(parsed.astimezone(UTC), int(offset.total_seconds()) // 60)
 
 
-def format_filter_date(moment: datetime) -> str:
-    """A filter value: UTC, milliseconds, trailing ``Z`` (``2025-02-08T21:50:46.574Z``).
+def format_filter_date(moment: datetime, *, round_up: bool = False) -> str:
+    """A filter value: UTC in whole seconds with a trailing ``Z`` (``2025-02-08T21:50:46Z``).
 
+    Whole seconds are the form every ZVM version documents (``yyyy-mm-ddThh:mm:ss`` plus
+    ``Z``); fractions are dropped, so a lower bound only reaches further back, and
+    ``round_up`` moves an upper bound to the next second so it only reaches further on.
     Naive datetimes are refused: a filter must never depend on this host's zone.
     """
     if moment.tzinfo is None:
         raise ValueError("filter dates must be timezone-aware")
     utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    if round_up and utc.microsecond:
+        utc += timedelta(seconds=1)
+    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def format_wcf_date(moment: datetime, offset_minutes: int | None = None) -> str:
