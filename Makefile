@@ -33,7 +33,10 @@ format: $(STAMP) ## Rewrite the code with ruff's formatter and import sorting
 demo: $(STAMP) ## Start the bundled ZVM simulator and show what the ETL gets from it
 	$(BIN)/python -m etl.demo
 
+run: $(STAMP) ## Schedule syncs with ./config.yaml, or the bundled simulator into ./warehouse.db
+	$(BIN)/python -m etl.localrun
+
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
 
-.PHONY: help install test lint format demo clean
+.PHONY: help install test lint format demo run clean

@@ -4,15 +4,22 @@ Nothing here knows how a sync works; every command is a few lines over the libra
 every :class:`~etl.errors.EtlError` becomes one message on stderr and an exit status:
 
 ====  ==============================================================
-0     success
+0     success (``schedule``: stopped cleanly by SIGINT/SIGTERM)
 1     a ZVM pass failed (the others still ran), or a command failed
 2     the command line or the configuration is invalid
 3     the warehouse is unreachable or its schema is missing/behind/ahead
+4     ``status``: a configured ZVM is stale (no successful pass within
+      ``sync.stale_after``, default 3 x ``sync.interval``)
+5     ``schedule``: a pass did not finish within ``sync.shutdown_grace``
+      after SIGINT/SIGTERM (its transaction was rolled back)
+130   ``schedule``: a second SIGINT ended it at once (143: SIGTERM)
 ====  ==============================================================
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,6 +38,8 @@ from etl.warehouse.engine import display_url
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_WAREHOUSE = 3
+EXIT_STALE = 4
+EXIT_UNFINISHED = 5
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -399,7 +408,58 @@ def sync(state: _State, zvms: tuple[str, ...]) -> None:
         results = sync_all(config, names=list(zvms) or None, trigger="sync")
     except EtlError as error:
         _fail(error)
+    if any(r.failed for r in results):
+        from etl.status import warn_retention
+
+        warn_retention(config)
     _report(results)
+
+
+@cli.command()
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics on this port at /metrics [default: no metrics].",
+)
+@click.option(
+    "--metrics-address",
+    default="0.0.0.0",
+    show_default=True,
+    help="The address the metrics server listens on.",
+)
+@_zvm_option
+@pass_state
+def schedule(
+    state: _State, metrics_port: int | None, metrics_address: str, zvms: tuple[str, ...]
+) -> None:
+    """Sync every configured ZVM (or those named) every sync.interval until stopped.
+
+    The first pass of each ZVM runs at start-up. SIGINT/SIGTERM stop it: no new passes,
+    a running pass may finish within sync.shutdown_grace, then it exits 0 (5 when a pass
+    did not finish; its transaction is rolled back). A second signal exits at once.
+
+    \b
+    Example:
+        zvm-etl --log-format json schedule --metrics-port 9108
+    """
+    from etl.scheduler import run_schedule
+
+    config = state.config()
+    try:
+        for name in zvms:
+            config.zvm(name)
+        report = run_schedule(
+            config,
+            names=list(zvms) or None,
+            metrics_port=metrics_port,
+            metrics_address=metrics_address,
+        )
+    except EtlError as error:
+        _fail(error)
+    if not report.clean:
+        logging.shutdown()
+        os._exit(EXIT_UNFINISHED)  # the unfinished pass's thread must not keep us alive
 
 
 @cli.command()
@@ -437,24 +497,40 @@ def backfill(state: _State, since: str, until: str | None, zvms: tuple[str, ...]
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--stale-after",
+    default=None,
+    metavar="DURATION",
+    help="A ZVM with no successful pass for this long is stale [default: sync.stale_after].",
+)
 @pass_state
-def status(state: _State, as_json: bool) -> None:
-    """Per ZVM: last run, last success, cursors, open tasks and lag.
+def status(state: _State, as_json: bool, stale_after: str | None) -> None:
+    """Per ZVM: last run, last success, cursors, open tasks, lag and health.
+
+    Exits 4 when a configured ZVM is stale (no successful pass within sync.stale_after,
+    default 3 x sync.interval, or never): a health check for monitoring and probes.
 
     \b
     Example:
         zvm-etl status --json
+        zvm-etl status --stale-after 30m || alert "zvm-etl is behind"
     """
     from etl.status import fetch_status, render_status
 
     try:
-        rows = fetch_status(state.config())
+        threshold = parse_duration(stale_after) if stale_after is not None else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--stale-after") from None
+    try:
+        rows = fetch_status(state.config(), stale_after=threshold)
     except EtlError as error:
         _fail(error)
     if as_json:
         click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2, default=str).decode())
     else:
         render_status(rows)
+    if any(row["stale"] and row["configured"] for row in rows):
+        sys.exit(EXIT_STALE)
 
 
 def main() -> None:

@@ -188,19 +188,54 @@ class ZvmConfig(_Model):
 
 
 class SyncConfig(_Model):
-    """How and how often each ZVM is synced."""
+    """How and how often each ZVM is synced, and when `status` calls it unhealthy.
+
+    The scheduler settings (``jitter``, ``misfire_grace``, ``shutdown_grace``,
+    ``max_backoff``) are read by ``zvm-etl schedule`` only; ``stale_after`` and
+    ``retention_warning`` by ``zvm-etl status``, the scheduler and ``sync``.
+    """
 
     interval: Duration = timedelta(minutes=5)
     overlap: Duration = timedelta(minutes=10)
     backfill_since: Annotated[datetime | None, BeforeValidator(_parse_since)] = None
     backfill_window: Duration = timedelta(days=1)
+    jitter: Duration = timedelta(seconds=10)
+    """Each scheduled pass starts up to this much later, at random (spreads ZVMs out)."""
+    misfire_grace: Duration | None = None
+    """A scheduled pass that cannot start within this of its time is dropped (None: interval)."""
+    shutdown_grace: Duration = timedelta(seconds=20)
+    """On SIGINT/SIGTERM, how long a running pass may take to finish before the exit."""
+    max_backoff: Duration = timedelta(hours=1)
+    """The longest interval a failing ZVM backs off to (never shorter than ``interval``)."""
+    stale_after: Duration | None = None
+    """`status` exits 4 when a ZVM's last success is older than this (None: 3 x interval)."""
+    retention_warning: float = Field(default=0.5, gt=0, le=1)
+    """Warn when the time since a ZVM's last success exceeds this fraction of its
+    ``task_retention``: history older than the retention is purged by the ZVM."""
 
-    @field_validator("interval", "backfill_window")
+    @field_validator("interval", "backfill_window", "max_backoff")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
             raise ValueError("must be longer than 0s")
         return value
+
+    @field_validator("misfire_grace", "stale_after")
+    @classmethod
+    def _positive_or_none(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be longer than 0s (or null for the default)")
+        return value
+
+    @property
+    def stale_threshold(self) -> timedelta:
+        """``stale_after``, or three intervals when it is not set."""
+        return self.stale_after if self.stale_after is not None else 3 * self.interval
+
+    @property
+    def misfire_threshold(self) -> timedelta:
+        """``misfire_grace``, or one interval when it is not set."""
+        return self.misfire_grace if self.misfire_grace is not None else self.interval
 
 
 class Config(_Model):

@@ -7,22 +7,42 @@ the same rows as JSON for scripts.
 ``lag_seconds`` is the time since the last successful pass finished (how stale the
 warehouse is); ``cursor_age_seconds`` is the time since the newest task start the
 warehouse holds (it includes quiet periods on the ZVM and the ZVM's clock offset).
+
+Health, for monitoring and container probes (``zvm-etl status`` exits 4 when a configured
+ZVM is stale):
+
+- ``stale``: the ZVM has no successful pass in the last ``sync.stale_after`` (default
+  3 x ``sync.interval``), or none at all;
+- ``retention_at_risk``: the time since its last success is more than
+  ``sync.retention_warning`` (default half) of its ``task_retention`` (default 30d). The ZVM
+  purges tasks older than its retention, so a gap that reaches it loses history for good;
+  ``retention_warning`` says so in words (the scheduler and ``sync`` log it too).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
-from etl.config import Config
+from etl.config import Config, format_duration
+from etl.errors import EtlError
 from etl.warehouse import db, schema
 from etl.warehouse.engine import connect
 
-__all__ = ["fetch_status", "render_status"]
+__all__ = [
+    "fetch_status",
+    "log_retention_warnings",
+    "render_status",
+    "warn_retention",
+    "zvm_status",
+]
+
+log = logging.getLogger(__name__)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -75,8 +95,70 @@ def _zvm_status(engine: Engine, name: str, url: str | None, now: datetime) -> di
     }
 
 
-def fetch_status(config: Config, *, engine: Engine | None = None) -> list[dict[str, Any]]:
-    """One row per ZVM: the configured ones, then any others the warehouse holds."""
+def _assess(
+    row: dict[str, Any], config: Config, *, stale_after: timedelta | None
+) -> dict[str, Any]:
+    """Add the health keys (see the module docstring) to a status row."""
+    configured = next((z for z in config.zvms if z.name == row["zvm"]), None)
+    threshold = stale_after if stale_after is not None else config.sync.stale_threshold
+    lag = row["lag_seconds"]
+    row["configured"] = configured is not None
+    row["stale_after_seconds"] = round(threshold.total_seconds())
+    row["stale"] = lag is None or lag > threshold.total_seconds()
+    retention = configured.task_retention if configured is not None else None
+    row["task_retention_seconds"] = round(retention.total_seconds()) if retention else None
+    ratio = config.sync.retention_warning
+    at_risk = retention is not None and lag is not None and lag > ratio * retention.total_seconds()
+    row["retention_at_risk"] = at_risk
+    row["retention_warning"] = (
+        f"ZVM {row['zvm']}: the last successful pass was {_age(lag)} ago, more than "
+        f"{ratio:.0%} of its {format_duration(retention)} task retention: the ZVM purges "
+        f"tasks older than {format_duration(retention)}, so history from a longer gap is lost "
+        "for good; fix the sync before then"
+        if at_risk and retention is not None
+        else None
+    )
+    return row
+
+
+def zvm_status(
+    engine: Engine,
+    config: Config,
+    name: str,
+    *,
+    stale_after: timedelta | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The status row of one configured ZVM, health included (no schema check: the caller
+    already made one)."""
+    zvm = config.zvm(name)
+    row = _zvm_status(engine, zvm.name, zvm.url, now or datetime.now(UTC))
+    return _assess(row, config, stale_after=stale_after)
+
+
+def log_retention_warnings(rows: list[dict[str, Any]]) -> None:
+    """Log a warning for every row whose ZVM's history is at risk (``retention_at_risk``)."""
+    for row in rows:
+        if row.get("retention_warning"):
+            log.warning(row["retention_warning"], extra={"event": "retention", "zvm": row["zvm"]})
+
+
+def warn_retention(config: Config) -> None:
+    """Log the retention warnings of the configured ZVMs (for ``sync`` after a failure);
+    a warehouse that cannot be read is ignored here: the failed pass said so already."""
+    try:
+        rows = fetch_status(config)
+    except EtlError as exc:
+        log.debug("cannot read the status for the retention check: %s", exc)
+        return
+    log_retention_warnings([row for row in rows if row["configured"]])
+
+
+def fetch_status(
+    config: Config, *, engine: Engine | None = None, stale_after: timedelta | None = None
+) -> list[dict[str, Any]]:
+    """One row per ZVM: the configured ones, then any others the warehouse holds, each with
+    the health keys; ``stale_after`` overrides ``sync.stale_after`` for ``stale``."""
     own = engine is None
     engine = engine or db.make_engine(config.warehouse.url, sqlite_begin="DEFERRED")
     try:
@@ -89,7 +171,10 @@ def fetch_status(config: Config, *, engine: Engine | None = None) -> list[dict[s
         names = {zvm.name: zvm.url for zvm in config.zvms}
         names.update({name: url for name, url in known.items() if name not in names})
         now = datetime.now(UTC)
-        return [_zvm_status(engine, name, url, now) for name, url in names.items()]
+        return [
+            _assess(_zvm_status(engine, name, url, now), config, stale_after=stale_after)
+            for name, url in names.items()
+        ]
     finally:
         if own:
             engine.dispose()
@@ -128,6 +213,20 @@ def render_status(rows: list[dict[str, Any]], *, console: Console | None = None)
             f"started {_when(row['cursor_started'])}, completed {_when(row['cursor_completed'])}",
         )
         table.add_row("tasks", f"{row['tasks']} held, {row['open_tasks']} open")
+        table.add_row("health", _health(row))
         if row["last_error"]:
             table.add_row("last error", f"[red]{row['last_error']}[/red]")
+        if row.get("retention_warning"):
+            table.add_row("WARNING", f"[red]{row['retention_warning']}[/red]")
         out.print(table, "")
+
+
+def _health(row: dict[str, Any]) -> str:
+    """``ok``, or why not: stale (with the threshold), not configured any more."""
+    if not row.get("configured", True):
+        return "[dim]not configured (not checked)[/dim]"
+    threshold = _age(row.get("stale_after_seconds"))
+    if row.get("stale"):
+        since = "ever" if row["lag_seconds"] is None else f"for {_age(row['lag_seconds'])}"
+        return f"[red]STALE[/red]: no successful pass {since} (stale after {threshold})"
+    return f"[green]ok[/green] (stale after {threshold})"

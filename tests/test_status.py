@@ -1,0 +1,131 @@
+"""``zvm-etl status`` as a health check: exit 0 when healthy, 4 when a configured ZVM is
+stale, and the retention warning when the gap since a ZVM's last success nears its
+task retention (status, ``sync`` and the scheduler's logs)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy.engine import Engine
+
+from etl.cli import EXIT_STALE, cli
+from etl.warehouse.load import LoadCounts
+from etl.warehouse.runs import finish_run, start_run
+
+ENV = {"ETL_TEST_PASSWORD": "Unmistakable-Pa55phrase-7f3e"}
+
+
+def write_config(tmp_path: Path, url: str, *names: str, **sync: str) -> Path:
+    lines = ["warehouse:", f"  url: {url}", "zvms:"]
+    for name in names:
+        lines += [
+            f"  - name: {name}",
+            "    url: http://127.0.0.1:9",  # nothing listens: a sync fails at once
+            "    username: svc",
+            "    password: ${ETL_TEST_PASSWORD}",
+            "    retry_for: 0s",
+            "    task_retention: 30d",
+        ]
+    lines += ["sync:", "  interval: 5m"] + [f"  {k}: {v}" for k, v in sync.items()]
+    path = tmp_path / "config.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def succeeded(engine: Engine, zvm: str, ago: timedelta) -> None:
+    """A succeeded etl_runs row for ``zvm`` that finished ``ago``."""
+    finished = datetime.now(UTC) - ago
+    run_id = start_run(
+        engine, zvm=zvm, url="http://127.0.0.1:9", trigger="sync", now=finished - timedelta(1e-3)
+    )
+    with engine.begin() as conn:
+        finish_run(conn, run_id, LoadCounts(), requests=1, retries=0, now=finished)
+
+
+def status(config: Path, *args: str) -> Result:
+    return CliRunner(env=ENV).invoke(
+        cli, ["--config", str(config), "status", *args], catch_exceptions=False
+    )
+
+
+def test_healthy_zvms_exit_0(warehouse: Engine, warehouse_url: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, warehouse_url, "nyc", "lon")
+    succeeded(warehouse, "nyc", timedelta(minutes=1))
+    succeeded(warehouse, "lon", timedelta(minutes=14))  # stale after 3 x 5m
+    result = status(config)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("ok (stale after 15.0m)") == 2
+    rows = orjson.loads(status(config, "--json").output)
+    assert [(r["zvm"], r["stale"], r["retention_at_risk"]) for r in rows] == [
+        ("nyc", False, False),
+        ("lon", False, False),
+    ]
+    assert rows[0]["stale_after_seconds"] == 900 and rows[0]["task_retention_seconds"] == 2592000
+
+
+def test_a_stale_zvm_exits_4(warehouse: Engine, warehouse_url: str, tmp_path: Path) -> None:
+    config = write_config(tmp_path, warehouse_url, "nyc", "lon")
+    succeeded(warehouse, "nyc", timedelta(minutes=1))
+    succeeded(warehouse, "lon", timedelta(hours=2))
+    result = status(config)
+    assert result.exit_code == EXIT_STALE == 4, result.output
+    assert "STALE: no successful pass for 2.0h (stale after 15.0m)" in result.output
+    json_result = status(config, "--json")
+    assert json_result.exit_code == 4
+    assert [r["stale"] for r in orjson.loads(json_result.output)] == [False, True]
+    assert status(config, "--stale-after", "3h").exit_code == 0
+    assert status(write_config(tmp_path, warehouse_url, "nyc", stale_after="30s")).exit_code == 4
+
+
+def test_never_synced_is_stale_and_unconfigured_zvms_do_not_count(
+    warehouse: Engine, warehouse_url: str, tmp_path: Path
+) -> None:
+    succeeded(warehouse, "nyc", timedelta(minutes=1))
+    succeeded(warehouse, "retired", timedelta(days=90))  # in the warehouse, not configured
+    config = write_config(tmp_path, warehouse_url, "nyc")
+    rows = orjson.loads(status(config, "--json").output)
+    assert [(r["zvm"], r["configured"], r["stale"]) for r in rows] == [
+        ("nyc", True, False),
+        ("retired", False, True),
+    ]
+    assert status(config).exit_code == 0
+    result = status(write_config(tmp_path, warehouse_url, "nyc", "new"))
+    assert result.exit_code == 4
+    assert "STALE: no successful pass ever" in result.output
+
+
+def test_retention_warning_in_status_and_sync_logs(
+    warehouse: Engine, warehouse_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, warehouse_url, "nyc", "lon")
+    succeeded(warehouse, "nyc", timedelta(days=16))  # more than half of 30d
+    succeeded(warehouse, "lon", timedelta(days=14))
+    rows = orjson.loads(status(config, "--json").output)
+    assert [r["retention_at_risk"] for r in rows] == [True, False]
+    warning = rows[0]["retention_warning"]
+    assert "ZVM nyc: the last successful pass was 16.0d ago, more than 50% of its 30d" in warning
+    assert rows[1]["retention_warning"] is None
+    result = status(config)
+    assert result.exit_code == 4
+    assert "WARNING" in result.output and "lost" in result.output
+
+    runner = CliRunner(env=ENV)
+    synced = runner.invoke(cli, ["--config", str(config), "--log-format", "json", "sync"])
+    assert synced.exit_code == 1
+    events = [orjson.loads(line) for line in synced.stderr.splitlines()]
+    retention = [e for e in events if e.get("event") == "retention"]
+    assert [(e["zvm"], e["level"]) for e in retention] == [("nyc", "warning")]
+    assert ENV["ETL_TEST_PASSWORD"] not in synced.output + synced.stderr
+
+
+@pytest.mark.parametrize("bad", ["soon", "-5m"])
+def test_bad_stale_after_is_refused(tmp_path: Path, bad: str) -> None:
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'w.db'}", "nyc")
+    result = CliRunner(env=ENV).invoke(
+        cli, ["--config", str(config), "status", "--stale-after", bad]
+    )
+    assert result.exit_code == 2 and "--stale-after" in result.output
