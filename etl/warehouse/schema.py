@@ -44,6 +44,7 @@ from sqlalchemy import (
     text,
 )
 
+from etl.normalize import FINAL_STATES, STATE_NAMES
 from etl.warehouse.types import Json, UtcDateTime
 
 __all__ = [
@@ -81,20 +82,10 @@ NAMING_CONVENTION: dict[str, str] = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-TASK_STATES: dict[int, str] = {
-    0: "FirstUnusedValue",
-    1: "InProgress",
-    2: "WaitingForUserInput",
-    3: "Paused",
-    4: "Failed",
-    5: "Stopped",
-    6: "Completed",
-    7: "Cancelling",
-}
-"""``Status.State`` values, as seeded into ``task_states`` by the first migration."""
-
-FINAL_STATES = frozenset({4, 5, 6})
-"""States a task never leaves (``task_states.is_final``)."""
+TASK_STATES = STATE_NAMES
+"""``Status.State`` values (defined with the parsing in :mod:`etl.normalize`), as seeded
+into ``task_states`` by the first migration; ``FINAL_STATES`` are those a task never leaves
+(``task_states.is_final``)."""
 
 RUN_TRIGGERS = ("sync", "schedule", "backfill")
 RUN_STATUSES = ("running", "succeeded", "failed")
