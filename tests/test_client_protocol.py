@@ -284,3 +284,21 @@ def test_connection_refused_names_the_url() -> None:
     assert f"cannot connect to ZVM nyc at http://127.0.0.1:{port}: connection refused" in str(
         caught.value
     )
+
+
+def test_a_403_for_an_expired_session_also_logs_in_again() -> None:
+    answers = iter([httpx.Response(403, json={"Message": "Session expired"})])
+
+    def api(request: httpx.Request) -> httpx.Response:
+        return next(answers, httpx.Response(200, json=["Move"]))
+
+    recorder = Recorder(session_zvm(api))
+    assert make_client(recorder).fetch_task_types() == ["Move"]
+    assert [r.url.path for r in recorder.requests].count("/v1/session/add") == 2
+
+
+def test_a_403_that_persists_says_what_the_zvm_said() -> None:
+    answer = httpx.Response(403, json={"Message": "Valid License is not provided "})
+    client = make_client(session_zvm(lambda r: answer))
+    with pytest.raises(ZvmResponseError, match="HTTP 403: Valid License is not provided"):
+        client.fetch_task_types()

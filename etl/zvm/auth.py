@@ -1,12 +1,12 @@
 """The two ways a ZVM lets a client in, as httpx auth flows.
 
 * :class:`SessionAuth` (Windows ZVM): ``POST /v1/session/add`` with HTTP Basic; the
-  ``x-zerto-session`` response header goes on every later call. A 401 means the session
-  expired (they die after 30 idle minutes): log in again once and resend.
+  ``x-zerto-session`` response header goes on every later call. A 401 (or 403) means the
+  session expired (they die after 30 idle minutes): log in again once and resend.
 * :class:`KeycloakAuth` (Linux appliance): an OpenID Connect token from
   ``/auth/realms/zerto/protocol/openid-connect/token`` with the password grant (client
   ``zerto-client``) or the client_credentials grant; sent as ``Authorization: Bearer``.
-  It is renewed before ``expires_in`` runs out (at 80 % of its lifetime) and on a 401.
+  It is renewed before ``expires_in`` runs out (at 80 % of its lifetime) and on a 401/403.
 
 A refused login raises :class:`~etl.errors.ZvmAuthError` naming the user, never the
 password. A login answered with 5xx/429 raises :class:`TransientLoginError`, which the
@@ -30,6 +30,9 @@ __all__ = ["KeycloakAuth", "SessionAuth", "TransientLoginError"]
 SESSION_PATH = "/v1/session/add"
 TOKEN_PATH = "/auth/realms/zerto/protocol/openid-connect/token"
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+RELOGIN_STATUS = frozenset({401, 403})
+"""A call answered with one of these logs in again once and is resent: an expired session
+is documented nowhere, and servers answer it with either."""
 
 
 class TransientLoginError(Exception):
@@ -74,7 +77,7 @@ def _check_login(zvm: str, url: str, who: str, response: httpx.Response) -> None
 
 
 class SessionAuth(httpx.Auth):
-    """Windows ZVM session login; re-logs in once when a call comes back 401."""
+    """Windows ZVM session login; re-logs in once when a call comes back 401 or 403."""
 
     requires_response_body = True  # a refused login's body says why
 
@@ -121,7 +124,7 @@ class SessionAuth(httpx.Auth):
             session = yield from self._login()
         request.headers["x-zerto-session"] = session
         response = yield request
-        if response.status_code == 401:
+        if response.status_code in RELOGIN_STATUS:
             request.headers["x-zerto-session"] = yield from self._login()
             yield request
 
@@ -206,6 +209,6 @@ class KeycloakAuth(httpx.Auth):
             token = yield from self._grant()
         request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
-        if response.status_code == 401:
+        if response.status_code in RELOGIN_STATUS:
             request.headers["Authorization"] = f"Bearer {(yield from self._grant())}"
             yield request
