@@ -7,7 +7,9 @@ one round trip per task):
 1. reads the stored ``payload_hash``, ``state`` and ``progress`` of the batch's tasks;
 2. classifies each task as inserted (new), updated (its payload changed, so a column taken
    from the source may have) or unchanged;
-3. adds unknown task types to ``task_types`` and upserts the related entities;
+3. adds unknown task types to ``task_types`` and upserts the related entities of new and
+   changed tasks (an entity's ``last_seen_at`` is the last load that brought a new or
+   changed task referencing it);
 4. upserts new and changed tasks, and moves only ``last_seen_at`` of unchanged ones;
 5. replaces the bridge rows of changed tasks and adds those of new ones;
 6. appends a ``task_status_changes`` row where (state, progress) differs from the last one.
@@ -163,7 +165,9 @@ class TaskLoader:
         self.counts.unchanged += len(unchanged)
 
         self._save_types(r.type for r in (*new, *changed))
-        self._save_entities(records)
+        # Entities of unchanged tasks are left alone: a pass over an unchanged ZVM moves
+        # nothing but the tasks' last_seen_at.
+        self._save_entities([*new, *changed])
         self._save_task_rows(new, changed)
         self._touch(unchanged)
         self._save_bridges(new, changed)
