@@ -73,7 +73,51 @@ def upsert(
     ):
         _copy_upsert(conn, table, rows, key=key, update=update)
         return
+    if conn.dialect.name == "sqlite":
+        _sqlite_upsert(conn, table, rows, key=key, update=update)
+        return
     conn.execute(_statement(conn, table, key, update), list(rows))
+
+
+def _processed(
+    conn: Connection, table: Table, names: list[str], rows: Sequence[dict[str, Any]]
+) -> list[list[Any]]:
+    """Rows as value lists in ``names`` order, through each column's own bind processing
+    (aware UTC datetimes to the stored form, JSON to text)."""
+    processors = [table.c[name].type.bind_processor(conn.dialect) for name in names]
+    return [
+        [
+            row[name] if process is None else process(row[name])
+            for name, process in zip(names, processors, strict=True)
+        ]
+        for row in rows
+    ]
+
+
+def _conflict_clause(key: Sequence[str], update: Sequence[str]) -> str:
+    conflict = ", ".join(f'"{name}"' for name in key)
+    if not update:
+        return f"ON CONFLICT ({conflict}) DO NOTHING"
+    assignments = ", ".join(f'"{name}" = excluded."{name}"' for name in update)
+    return f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}"
+
+
+def _sqlite_upsert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    key: Sequence[str],
+    update: Sequence[str],
+) -> None:
+    """SQLite: one prepared statement, the driver's executemany (a loop in C)."""
+    names = list(rows[0])
+    quoted = ", ".join(f'"{name}"' for name in names)
+    marks = ", ".join("?" for _ in names)
+    conn.exec_driver_sql(
+        f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks}) {_conflict_clause(key, update)}',
+        [tuple(values) for values in _processed(conn, table, names, rows)],
+    )
 
 
 COPY_THRESHOLD = 100
@@ -91,7 +135,6 @@ def _copy_upsert(
     """PostgreSQL: COPY ``rows`` into a temporary copy of ``table``, then merge them with
     one INSERT ... SELECT ... ON CONFLICT. The staging table lives for the transaction."""
     names = list(rows[0])
-    columns = [table.c[name] for name in names]
     stage = f"stage_{table.name}"
     quoted = ", ".join(f'"{name}"' for name in names)
     conn.exec_driver_sql(
@@ -100,32 +143,19 @@ def _copy_upsert(
     )
     # DELETE, not TRUNCATE: on a small table it is far cheaper, and it runs once a batch.
     conn.exec_driver_sql(f'DELETE FROM "{stage}"')
-    # Values go through the columns' own bind processing (aware UTC datetimes, JSON text).
-    processors = [column.type.bind_processor(conn.dialect) for column in columns]
     driver = conn.connection.driver_connection
     assert driver is not None
     statement = f'COPY "{stage}" ({quoted}) FROM STDIN'
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(
-                    [
-                        row[name] if process is None else process(row[name])
-                        for name, process in zip(names, processors, strict=True)
-                    ]
-                )
+            for values in _processed(conn, table, names, rows):
+                copy.write_row(values)
     except conn.dialect.loaded_dbapi.Error as exc:
         # The driver's own error, raised as SQLAlchemy raises every other database error.
         raise DBAPIError(statement, None, exc, hide_parameters=True) from exc
-    conflict = ", ".join(f'"{name}"' for name in key)
-    action = (
-        "DO UPDATE SET " + ", ".join(f'"{name}" = EXCLUDED."{name}"' for name in update)
-        if update
-        else "DO NOTHING"
-    )
     conn.exec_driver_sql(
         f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{stage}" '
-        f"ON CONFLICT ({conflict}) {action}"
+        + _conflict_clause(key, update)
     )
 
 
