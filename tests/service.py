@@ -23,6 +23,7 @@ from sqlalchemy.engine import Engine
 
 from etl.warehouse import schema
 from etl.zvm.simulator import Simulator
+from tests import syncing
 
 PASSWORD = "Unmistakable-Pa55phrase-7f3e"
 """Every simulator in these tests accepts it; no output may ever contain it."""
@@ -33,8 +34,7 @@ WAIT = 60.0
 
 def start_sim(**settings: Any) -> Simulator:
     """A started simulator with a frozen clock that accepts :data:`PASSWORD`."""
-    options: dict[str, Any] = {"speed": 0, "days": 2, "tasks_per_hour": 30, "password": PASSWORD}
-    return Simulator(**(options | settings)).start()
+    return syncing.start_sim(**({"password": PASSWORD} | settings))
 
 
 def write_config(
