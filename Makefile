@@ -13,7 +13,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[postgres,mysql]' --group dev
+	$(BIN)/pip install --quiet -e '.[postgres,mysql,simulator]' --group dev
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the package with every extra and the dev tools
@@ -21,20 +21,20 @@ install: $(STAMP) ## Create .venv and install the package with every extra and t
 test: $(STAMP) ## Run the test suite (PostgreSQL/MariaDB too when their URLs are set)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff (lint and format check) and mypy --strict on etl/
-	$(BIN)/ruff check etl tests migrations
-	$(BIN)/ruff format --check etl tests migrations
+lint: $(STAMP) ## ruff (lint and format check) and mypy --strict (package, simulator, tests)
+	$(BIN)/ruff check etl zvm_simulator scripts tests migrations
+	$(BIN)/ruff format --check etl zvm_simulator scripts tests migrations
 	$(BIN)/mypy
 
 format: $(STAMP) ## Rewrite the code with ruff's formatter and import sorting
-	$(BIN)/ruff check --fix etl tests migrations
-	$(BIN)/ruff format etl tests migrations
+	$(BIN)/ruff check --fix etl zvm_simulator scripts tests migrations
+	$(BIN)/ruff format etl zvm_simulator scripts tests migrations
 
 demo: $(STAMP) ## Start the bundled ZVM simulator and show what the ETL gets from it
-	$(BIN)/python -m etl.demo
+	$(BIN)/python scripts/demo.py
 
 run: $(STAMP) ## Schedule syncs with ./config.yaml, or the bundled simulator into ./warehouse.db
-	$(BIN)/python -m etl.localrun
+	$(BIN)/python scripts/localrun.py
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist

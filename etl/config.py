@@ -29,6 +29,7 @@ from pydantic import (
     PlainSerializer,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "load_config",
     "mask_url",
     "parse_config",
+    "parse_date",
     "parse_duration",
 ]
 
@@ -55,6 +57,9 @@ DEFAULT_CONFIG = Path("config.yaml")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$\$")
+
+SECRET_KEYS = frozenset({"password", "client_secret"})
+"""The keys of a ZVM that hold secrets: masked everywhere, needed only to talk to a ZVM."""
 
 
 def parse_duration(value: object) -> timedelta:
@@ -90,6 +95,18 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str, when_used="json"),
 ]
+
+
+def parse_date(value: str) -> datetime:
+    """A date (midnight UTC) or a date-time (UTC when it has no offset; ``Z`` allowed) as
+    an aware UTC datetime; ValueError says how to write one."""
+    try:
+        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a date: write 2024-01-31 or 2024-01-31T08:00:00Z"
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _parse_since(value: object) -> datetime | None:
@@ -171,7 +188,9 @@ class ZvmConfig(_Model):
         return value
 
     @model_validator(mode="after")
-    def _credentials_present(self) -> ZvmConfig:
+    def _credentials_present(self, info: ValidationInfo) -> ZvmConfig:
+        if info.context is not None and not info.context.get("zvm_secrets", True):
+            return self  # a command that never talks to a ZVM does not need them
         client_credentials = self.auth == "keycloak" and self.client_secret is not None
         if not client_credentials and (not self.username or self.password is None):
             raise ValueError(
@@ -270,7 +289,7 @@ class Config(_Model):
         data: dict[str, Any] = self.model_dump(mode="json")
         data["warehouse"]["url"] = mask_url(self.warehouse.url)
         for zvm in data["zvms"]:
-            for key in ("password", "client_secret"):
+            for key in SECRET_KEYS:
                 if zvm.get(key) is not None:
                     zvm[key] = "********"
         return data
@@ -316,16 +335,29 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _interpolate(value: Any, key: str, env: dict[str, str], problems: list[str]) -> Any:
-    """Replace ``${VAR}`` in every string; ``$$`` is a literal ``$``."""
+def _interpolate(
+    value: Any, key: str, env: dict[str, str], problems: list[str], *, secrets: bool = True
+) -> Any:
+    """Replace ``${VAR}`` in every string; ``$$`` is a literal ``$``.
+
+    With ``secrets`` False, a secret key whose variable is not set becomes null instead of
+    a problem: commands that never talk to a ZVM run without the ZVM credentials.
+    """
     if isinstance(value, dict):
         return {
-            k: _interpolate(v, f"{key}.{k}" if key else str(k), env, problems)
+            k: _interpolate(v, f"{key}.{k}" if key else str(k), env, problems, secrets=secrets)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_interpolate(v, f"{key}[{i}]", env, problems) for i, v in enumerate(value)]
+        return [
+            _interpolate(v, f"{key}[{i}]", env, problems, secrets=secrets)
+            for i, v in enumerate(value)
+        ]
     if isinstance(value, str):
+        if not secrets and key.rsplit(".", 1)[-1] in SECRET_KEYS:
+            names = [m.group(1) for m in _VAR.finditer(value) if m.group(1)]
+            if any(name not in env for name in names):
+                return None
 
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
@@ -387,8 +419,19 @@ def _describe(error: Any, data: Any) -> str:
     return f"{key}: {message}"
 
 
-def parse_config(data: Any, *, source: str = "config", env: dict[str, str] | None = None) -> Config:
-    """Validate already-loaded YAML data; ``source`` names it in messages."""
+def parse_config(
+    data: Any,
+    *,
+    source: str = "config",
+    env: dict[str, str] | None = None,
+    zvm_secrets: bool = True,
+) -> Config:
+    """Validate already-loaded YAML data; ``source`` names it in messages.
+
+    ``zvm_secrets`` False is for commands that never talk to a ZVM (``db``, ``status``,
+    ``export``, ``report``): ZVM passwords and client secrets may then be missing (their
+    ``${VAR}`` unset), so an analyst or a probe runs without holding credentials.
+    """
     env = dict(os.environ) if env is None else env
     problems: list[str] = []
     if data is None:
@@ -397,7 +440,7 @@ def parse_config(data: Any, *, source: str = "config", env: dict[str, str] | Non
         raise ConfigError(
             f"{source}: the top level must be a mapping with warehouse, zvms and sync"
         )
-    data = _interpolate(data, "", env, problems)
+    data = _interpolate(data, "", env, problems, secrets=zvm_secrets)
     if problems:
         raise ConfigError(
             "\n".join(f"{source}: {p}" for p in problems),
@@ -407,20 +450,25 @@ def parse_config(data: Any, *, source: str = "config", env: dict[str, str] | Non
         warehouse = data.get("warehouse") if isinstance(data.get("warehouse"), dict) else {}
         data["warehouse"] = {**warehouse, "url": env[WAREHOUSE_URL_ENV]}
     try:
-        return Config.model_validate({**data, "source": source})
+        return Config.model_validate(
+            {**data, "source": source}, context={"zvm_secrets": zvm_secrets}
+        )
     except ValidationError as exc:
         found = [f"{source}: {_describe(err, data)}" for err in exc.errors()]
         raise ConfigError("\n".join(found), problems=found) from None
 
 
 def load_config(
-    path: str | os.PathLike[str] | None = None, *, env: dict[str, str] | None = None
+    path: str | os.PathLike[str] | None = None,
+    *,
+    env: dict[str, str] | None = None,
+    zvm_secrets: bool = True,
 ) -> Config:
     """Find, read, interpolate and validate the configuration file.
 
     Raises :class:`ConfigError` listing every problem when the file is missing, is not
     valid YAML, or has an unknown key, a wrong type, a bad duration, a missing ``${VAR}``,
-    a duplicate ZVM name or a URL without scheme.
+    a duplicate ZVM name or a URL without scheme. ``zvm_secrets``: see :func:`parse_config`.
     """
     config_path = find_config_path(path)
     try:
@@ -443,4 +491,4 @@ def load_config(
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{config_path}: invalid YAML{where}: {problem}") from None
-    return parse_config(data, source=str(config_path), env=env)
+    return parse_config(data, source=str(config_path), env=env, zvm_secrets=zvm_secrets)

@@ -15,7 +15,11 @@ to what, and how to fix it, and never contain a secret::
     ├── WarehouseError              the warehouse database failed
     │   ├── WarehouseUnavailable    cannot connect / the database went away
     │   └── SchemaMismatch          the schema is missing, behind or ahead of this code
-    └── SyncError                   a pass over one ZVM could not finish (wraps the cause)
+    └── InstallationError           the package's own files (migrations, SQL) are missing
+
+A pass over a ZVM never raises for that ZVM's failures: ``etl.sync`` records them in
+``etl_runs`` and returns a failed ``RunResult``; the exceptions above reach the caller only
+from what comes before the passes (configuration, the warehouse's schema check).
 """
 
 from __future__ import annotations
@@ -98,5 +102,6 @@ class SchemaMismatch(WarehouseError):
     """The warehouse schema is missing, behind or ahead of the revision this code expects."""
 
 
-class SyncError(EtlError):
-    """A pass over one ZVM could not finish; the warehouse was left as it was."""
+class InstallationError(EtlError):
+    """The package's own files (Alembic migrations, SQL views and queries) are missing or
+    unreadable: the installation is broken, and reinstalling it is the fix."""

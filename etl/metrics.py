@@ -39,13 +39,13 @@ import re
 import threading
 import time
 from datetime import datetime
-from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from etl.config import ZvmConfig
 from etl.errors import EtlError
+from etl.status import ZvmStatus
 from etl.sync import RunResult
 from etl.zvm.client import Attempt, ZvmClient
 
@@ -191,14 +191,14 @@ class Metrics:
         self.tasks_rejected.labels(zvm).inc(counts.rejected)
         self._set_last_success(zvm, result.finished_at)
 
-    def observe_status(self, row: dict[str, Any]) -> None:
+    def observe_status(self, row: ZvmStatus) -> None:
         """Set the gauges read from the warehouse: a row of :func:`etl.status.zvm_status`."""
-        zvm = row["zvm"]
+        zvm = row.zvm
         self.track(zvm)
-        self.open_tasks.labels(zvm).set(row["open_tasks"])
-        self.retention_at_risk.labels(zvm).set(1 if row.get("retention_at_risk") else 0)
-        if row["last_success_at"]:
-            self._set_last_success(zvm, datetime.fromisoformat(row["last_success_at"]))
+        self.open_tasks.labels(zvm).set(row.open_tasks)
+        self.retention_at_risk.labels(zvm).set(1 if row.retention_at_risk else 0)
+        if row.last_success_at:
+            self._set_last_success(zvm, datetime.fromisoformat(row.last_success_at))
 
     def set_backoff(self, zvm: str, *, failures: int, interval_seconds: float) -> None:
         """The ZVM's failures in a row and the interval it waits now."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import etl
+from etl.errors import InstallationError
 
 __all__ = ["migrations_dir", "sql_dir"]
 
@@ -28,7 +29,7 @@ def migrations_dir(*, package_dir: Path | None = None) -> Path:
     """The Alembic script directory (the one holding ``env.py`` and ``versions/``).
 
     ``package_dir`` is the ``etl`` package directory to start from (tests pass a fake one);
-    FileNotFoundError names both places looked at when neither has the files.
+    InstallationError names both places looked at when neither has the files.
     """
     return _find("migrations", marker="env.py", package_dir=package_dir or _PACKAGE_DIR)
 
@@ -45,7 +46,7 @@ def _find(name: str, *, marker: str, package_dir: Path) -> Path:
     installed = package_dir / "_resources" / name
     if (installed / marker).exists():
         return installed
-    raise FileNotFoundError(
+    raise InstallationError(
         f"cannot find the {name}/ directory of zvm-task-etl: neither {checkout} (source "
         f"checkout) nor {installed} (installed wheel) has {marker}; reinstall the package"
     )

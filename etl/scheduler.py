@@ -41,7 +41,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
-from typing import Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -51,7 +50,7 @@ from sqlalchemy import Engine
 
 from etl.config import Config, ZvmConfig, format_duration
 from etl.metrics import Metrics
-from etl.status import log_retention_warnings, zvm_status
+from etl.status import ZvmStatus, log_retention_warnings, zvm_status
 from etl.sync import ClientFactory, RunResult, sync_zvm
 from etl.warehouse import db
 
@@ -121,7 +120,7 @@ class _Runner:
         self.stopping = False
         self.cond = threading.Condition()
 
-    def refresh(self, name: str) -> dict[str, Any] | None:
+    def refresh(self, name: str) -> ZvmStatus | None:
         """Read the ZVM's status row into the gauges; None when the warehouse is unreachable."""
         try:
             row = zvm_status(self.engine, self.config, name)

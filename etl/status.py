@@ -1,8 +1,8 @@
 """What the warehouse knows about each ZVM's extraction: last run, last success, cursors, lag.
 
-:func:`fetch_status` reads it (one row per ZVM, configured or already in the warehouse);
-:func:`render_status` prints it as a table for people. ``zvm-etl status --json`` prints
-the same rows as JSON for scripts.
+:func:`read_status` reads it: one typed :class:`ZvmStatus` row per ZVM, configured or
+already in the warehouse; :func:`render_status` prints them as a table for people, and
+``zvm-etl status --json`` as JSON for scripts.
 
 ``lag_seconds`` is the time since the last successful pass finished (how stale the
 warehouse is); ``cursor_age_seconds`` is the time since the newest task start the
@@ -22,6 +22,7 @@ ZVM is stale):
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,8 +36,9 @@ from etl.warehouse import db, schema
 from etl.warehouse.engine import connect
 
 __all__ = [
-    "fetch_status",
+    "ZvmStatus",
     "log_retention_warnings",
+    "read_status",
     "render_status",
     "warn_retention",
     "zvm_status",
@@ -45,11 +47,49 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class ZvmStatus:
+    """What the warehouse knows about one ZVM's extraction, and its health.
+
+    Timestamps are ISO-8601 UTC strings (as ``status --json`` prints them); ``None`` means
+    never. The health fields are described in the module docstring.
+    """
+
+    zvm: str
+    url: str | None
+    last_run_at: str | None
+    last_run_trigger: str | None
+    last_run_status: str | None
+    last_error: str | None
+    last_success_at: str | None
+    cursor_started: str | None
+    cursor_completed: str | None
+    tasks: int
+    open_tasks: int
+    lag_seconds: int | None
+    cursor_age_seconds: int | None
+    configured: bool = True
+    stale_after_seconds: int = 0
+    stale: bool = True
+    task_retention_seconds: int | None = None
+    retention_at_risk: bool = False
+    retention_warning: str | None = None
+
+    @property
+    def unhealthy(self) -> bool:
+        """A configured ZVM that is stale: what makes ``zvm-etl status`` exit 4."""
+        return self.configured and self.stale
+
+    def to_dict(self) -> dict[str, Any]:
+        """The row as plain data, for ``status --json``."""
+        return asdict(self)
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value is not None else None
 
 
-def _zvm_status(engine: Engine, name: str, url: str | None, now: datetime) -> dict[str, Any]:
+def _zvm_status(engine: Engine, name: str, url: str | None, now: datetime) -> ZvmStatus:
     runs, tasks, cursors = schema.etl_runs, schema.tasks, schema.sync_cursors
     with connect(engine) as conn:
         last = conn.execute(
@@ -76,42 +116,40 @@ def _zvm_status(engine: Engine, name: str, url: str | None, now: datetime) -> di
             .where(tasks.c.zvm == name, tasks.c.state.not_in(sorted(schema.FINAL_STATES)))
         ).scalar_one()
     started_cursor = values.get("started")
-    return {
-        "zvm": name,
-        "url": url,
-        "last_run_at": _iso(last.started_at) if last else None,
-        "last_run_trigger": last.trigger if last else None,
-        "last_run_status": last.status if last else None,
-        "last_error": last.error if last is not None and last.status == "failed" else None,
-        "last_success_at": _iso(success),
-        "cursor_started": _iso(started_cursor),
-        "cursor_completed": _iso(values.get("completed")),
-        "tasks": int(held),
-        "open_tasks": int(still_open),
-        "lag_seconds": round((now - success).total_seconds()) if success else None,
-        "cursor_age_seconds": (
+    return ZvmStatus(
+        zvm=name,
+        url=url,
+        last_run_at=_iso(last.started_at) if last else None,
+        last_run_trigger=last.trigger if last else None,
+        last_run_status=last.status if last else None,
+        last_error=last.error if last is not None and last.status == "failed" else None,
+        last_success_at=_iso(success),
+        cursor_started=_iso(started_cursor),
+        cursor_completed=_iso(values.get("completed")),
+        tasks=int(held),
+        open_tasks=int(still_open),
+        lag_seconds=round((now - success).total_seconds()) if success else None,
+        cursor_age_seconds=(
             round((now - started_cursor).total_seconds()) if started_cursor else None
         ),
-    }
+    )
 
 
-def _assess(
-    row: dict[str, Any], config: Config, *, stale_after: timedelta | None
-) -> dict[str, Any]:
-    """Add the health keys (see the module docstring) to a status row."""
-    configured = next((z for z in config.zvms if z.name == row["zvm"]), None)
+def _assess(row: ZvmStatus, config: Config, *, stale_after: timedelta | None) -> ZvmStatus:
+    """Fill in the health fields (see the module docstring) of a status row."""
+    configured = next((z for z in config.zvms if z.name == row.zvm), None)
     threshold = stale_after if stale_after is not None else config.sync.stale_threshold
-    lag = row["lag_seconds"]
-    row["configured"] = configured is not None
-    row["stale_after_seconds"] = round(threshold.total_seconds())
-    row["stale"] = lag is None or lag > threshold.total_seconds()
+    lag = row.lag_seconds
+    row.configured = configured is not None
+    row.stale_after_seconds = round(threshold.total_seconds())
+    row.stale = lag is None or lag > threshold.total_seconds()
     retention = configured.task_retention if configured is not None else None
-    row["task_retention_seconds"] = round(retention.total_seconds()) if retention else None
+    row.task_retention_seconds = round(retention.total_seconds()) if retention else None
     ratio = config.sync.retention_warning
     at_risk = retention is not None and lag is not None and lag > ratio * retention.total_seconds()
-    row["retention_at_risk"] = at_risk
-    row["retention_warning"] = (
-        f"ZVM {row['zvm']}: the last successful pass was {_age(lag)} ago, more than "
+    row.retention_at_risk = at_risk
+    row.retention_warning = (
+        f"ZVM {row.zvm}: the last successful pass was {_age(lag)} ago, more than "
         f"{ratio:.0%} of its {format_duration(retention)} task retention: the ZVM purges "
         f"tasks older than {format_duration(retention)}, so history from a longer gap is lost "
         "for good; fix the sync before then"
@@ -128,7 +166,7 @@ def zvm_status(
     *,
     stale_after: timedelta | None = None,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> ZvmStatus:
     """The status row of one configured ZVM, health included (no schema check: the caller
     already made one)."""
     zvm = config.zvm(name)
@@ -136,29 +174,33 @@ def zvm_status(
     return _assess(row, config, stale_after=stale_after)
 
 
-def log_retention_warnings(rows: list[dict[str, Any]]) -> None:
+def log_retention_warnings(rows: list[ZvmStatus]) -> None:
     """Log a warning for every row whose ZVM's history is at risk (``retention_at_risk``)."""
     for row in rows:
-        if row.get("retention_warning"):
-            log.warning(row["retention_warning"], extra={"event": "retention", "zvm": row["zvm"]})
+        if row.retention_warning:
+            log.warning(row.retention_warning, extra={"event": "retention", "zvm": row.zvm})
 
 
-def warn_retention(config: Config) -> None:
+def warn_retention(config: Config, *, engine: Engine | None = None) -> None:
     """Log the retention warnings of the configured ZVMs (for ``sync`` after a failure);
     a warehouse that cannot be read is ignored here: the failed pass said so already."""
     try:
-        rows = fetch_status(config)
+        rows = read_status(config, engine=engine)
     except EtlError as exc:
         log.debug("cannot read the status for the retention check: %s", exc)
         return
-    log_retention_warnings([row for row in rows if row["configured"]])
+    log_retention_warnings([row for row in rows if row.configured])
 
 
-def fetch_status(
+def read_status(
     config: Config, *, engine: Engine | None = None, stale_after: timedelta | None = None
-) -> list[dict[str, Any]]:
+) -> list[ZvmStatus]:
     """One row per ZVM: the configured ones, then any others the warehouse holds, each with
-    the health keys; ``stale_after`` overrides ``sync.stale_after`` for ``stale``."""
+    the health fields; ``stale_after`` overrides ``sync.stale_after`` for ``stale``.
+
+    Reads the warehouse only (never a ZVM, so no ZVM secret is needed); raises
+    SchemaMismatch or WarehouseUnavailable when the warehouse cannot answer.
+    """
     own = engine is None
     engine = engine or db.make_engine(config.warehouse.url, sqlite_begin="DEFERRED")
     try:
@@ -193,40 +235,40 @@ def _when(value: str | None) -> str:
     return value.replace("T", " ").replace("+00:00", " UTC") if value else "never"
 
 
-def render_status(rows: list[dict[str, Any]], *, console: Console | None = None) -> None:
+def render_status(rows: list[ZvmStatus], *, console: Console | None = None) -> None:
     """Print one block per ZVM: last run, last success and lag, cursors, tasks."""
     out = console or Console(highlight=False)
     for row in rows:
-        status = row["last_run_status"] or "never run"
+        status = row.last_run_status or "never run"
         style = {"succeeded": "green", "failed": "red", "running": "yellow"}.get(status, "dim")
-        out.print(f"[bold]{row['zvm']}[/bold]  {row['url'] or '(no longer configured)'}")
+        out.print(f"[bold]{row.zvm}[/bold]  {row.url or '(no longer configured)'}")
         table = Table.grid(padding=(0, 2))
         table.add_column(style="dim", no_wrap=True)
         table.add_column()
-        run = f"{_when(row['last_run_at'])}  {row['last_run_trigger'] or ''}".rstrip()
+        run = f"{_when(row.last_run_at)}  {row.last_run_trigger or ''}".rstrip()
         table.add_row("last run", f"{run}  [{style}]{status}[/{style}]")
         table.add_row(
-            "last success", f"{_when(row['last_success_at'])}  (lag {_age(row['lag_seconds'])})"
+            "last success", f"{_when(row.last_success_at)}  (lag {_age(row.lag_seconds)})"
         )
         table.add_row(
             "cursors",
-            f"started {_when(row['cursor_started'])}, completed {_when(row['cursor_completed'])}",
+            f"started {_when(row.cursor_started)}, completed {_when(row.cursor_completed)}",
         )
-        table.add_row("tasks", f"{row['tasks']} held, {row['open_tasks']} open")
+        table.add_row("tasks", f"{row.tasks} held, {row.open_tasks} open")
         table.add_row("health", _health(row))
-        if row["last_error"]:
-            table.add_row("last error", f"[red]{row['last_error']}[/red]")
-        if row.get("retention_warning"):
-            table.add_row("WARNING", f"[red]{row['retention_warning']}[/red]")
+        if row.last_error:
+            table.add_row("last error", f"[red]{row.last_error}[/red]")
+        if row.retention_warning:
+            table.add_row("WARNING", f"[red]{row.retention_warning}[/red]")
         out.print(table, "")
 
 
-def _health(row: dict[str, Any]) -> str:
+def _health(row: ZvmStatus) -> str:
     """``ok``, or why not: stale (with the threshold), not configured any more."""
-    if not row.get("configured", True):
+    if not row.configured:
         return "[dim]not configured (not checked)[/dim]"
-    threshold = _age(row.get("stale_after_seconds"))
-    if row.get("stale"):
-        since = "ever" if row["lag_seconds"] is None else f"for {_age(row['lag_seconds'])}"
+    threshold = _age(row.stale_after_seconds)
+    if row.stale:
+        since = "ever" if row.lag_seconds is None else f"for {_age(row.lag_seconds)}"
         return f"[red]STALE[/red]: no successful pass {since} (stale after {threshold})"
     return f"[green]ok[/green] (stale after {threshold})"

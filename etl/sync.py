@@ -308,9 +308,11 @@ def sync_all(
 ) -> list[RunResult]:
     """One pass over every configured ZVM (or those in ``names``), independently.
 
-    Raises SchemaMismatch (before any pass) when the warehouse schema is not current.
+    Raises ConfigError for a name that is not configured and SchemaMismatch (before any
+    pass) when the warehouse schema is not current. When a pass failed, the retention
+    guard then logs a warning for every ZVM whose history is at risk.
     """
-    return _for_each(
+    results = _for_each(
         config,
         names,
         engine,
@@ -318,6 +320,11 @@ def sync_all(
             eng, zvm, config.sync, trigger=trigger, client_factory=client_factory
         ),
     )
+    if any(result.failed for result in results):
+        from etl.status import warn_retention
+
+        warn_retention(config, engine=engine)
+    return results
 
 
 def backfill_all(

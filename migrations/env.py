@@ -12,6 +12,7 @@ from alembic import context
 from sqlalchemy import Connection, make_url
 from sqlalchemy.pool import NullPool
 
+from etl.errors import WarehouseError
 from etl.warehouse import db
 from etl.warehouse.engine import connect
 
@@ -53,7 +54,10 @@ def _run(connection: Connection) -> None:
                 connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
             context.run_migrations()
             if sqlite and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
-                raise RuntimeError("the migration left rows that break a foreign key")
+                raise WarehouseError(
+                    "the migration left rows that break a foreign key (PRAGMA "
+                    "foreign_key_check lists them); it was rolled back: nothing changed"
+                )
     finally:
         if sqlite:
             _sqlite_foreign_keys(connection, on=True)

@@ -22,8 +22,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from etl.warehouse import schema
-from etl.zvm.simulator import Simulator
 from tests import syncing
+from zvm_simulator import Simulator
 
 PASSWORD = "Unmistakable-Pa55phrase-7f3e"
 """Every simulator in these tests accepts it; no output may ever contain it."""
@@ -44,7 +44,7 @@ def write_config(
     *,
     zvm: dict[str, Any] | None = None,
     task_retention: str = "1d",
-    **sync: str,
+    **sync: Any,
 ) -> Path:
     """A config file with one ZVM per simulator (named by the keys) and the given ``sync``
     keys; the password is ``${ETL_TEST_PASSWORD}``. ``zvm`` adds keys to every ZVM."""

@@ -12,7 +12,7 @@ from etl.config import Config, parse_config
 from etl.normalize import Rejected, TaskRecord, normalize_task
 from etl.sync import RunResult, sync_all
 from etl.warehouse import schema
-from etl.zvm.simulator import Simulator
+from zvm_simulator import Simulator
 
 PASSWORD = "Zerto-s3cret!"
 

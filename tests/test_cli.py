@@ -13,13 +13,14 @@ import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import httpx
 import pytest
 from click.testing import CliRunner
 
 from etl.cli import cli
-from etl.zvm.simulator import Simulator
 from tests.syncing import PASSWORD, start_sim
+from zvm_simulator import Simulator
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,16 +62,16 @@ def closed_port_url() -> str:
 def test_every_command_has_help_with_an_example_and_is_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     commands: list[str] = []
-    for name, command in cli.commands.items():  # type: ignore[attr-defined]
-        subcommands = getattr(command, "commands", None)
-        if subcommands:
-            commands += [f"{name} {sub}" for sub in subcommands]
+    assert isinstance(cli, click.Group)
+    for name, command in cli.commands.items():
+        if isinstance(command, click.Group):
+            commands += [f"{name} {sub}" for sub in command.commands]
         else:
             commands.append(name)
-    for command in commands:
-        code, output = invoke(*command.split(), "--help")
-        assert code == 0 and "Example:" in output, command
-        assert f"zvm-etl {command}" in readme, f"`zvm-etl {command}` is not in the README"
+    for line in commands:
+        code, output = invoke(*line.split(), "--help")
+        assert code == 0 and "Example:" in output, line
+        assert f"zvm-etl {line}" in readme, f"`zvm-etl {line}` is not in the README"
 
 
 def test_db_commands(tmp_path: Path, database_url: str) -> None:
@@ -226,3 +227,12 @@ def test_a_wheel_install_carries_migrations_and_sql(tmp_path: Path) -> None:
         text=True,
     )
     assert check.returncode == 0, check.stderr
+
+
+def test_simulate_hands_its_arguments_to_the_simulator() -> None:
+    code, output = invoke("simulate", "--help")
+    assert code == 0 and "Usage: zvm-etl simulate [OPTIONS]" in output and "--error-rate" in output
+    code, output = invoke("simulate", "--utc-offset", "3 hours")
+    assert code == 2 and "Invalid value for --utc-offset" in output and "+03:00" in output
+    code, output = invoke("simulate", "--days", "-1")
+    assert code == 2 and "days must be >= 0" in output

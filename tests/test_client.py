@@ -14,7 +14,7 @@ from etl.config import ZvmConfig
 from etl.errors import ZvmAuthError, ZvmResponseError, ZvmRetriesExhausted, ZvmTlsError
 from etl.normalize import TaskRecord, normalize_task
 from etl.zvm.client import TaskFilters, ZvmClient
-from etl.zvm.simulator import Simulator
+from zvm_simulator import Simulator
 
 PASSWORD = "cl1ent-Secret"
 

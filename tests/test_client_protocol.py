@@ -206,6 +206,7 @@ def test_429_and_dropped_connections_are_retried() -> None:
             answer = answers.pop(0)
             if isinstance(answer, Exception):
                 raise answer
+            assert isinstance(answer, httpx.Response)
             return answer
         return httpx.Response(200, json=[])
 

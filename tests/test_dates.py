@@ -8,13 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from etl.zvm.dates import (
-    ZvmDate,
-    format_filter_date,
-    format_iso_date,
-    format_wcf_date,
-    parse_zvm_date,
-)
+from etl.zvm.dates import ZvmDate, format_filter_date, parse_zvm_date
 
 # Millisecond-precision aware datetimes within what every warehouse stores.
 moments = st.datetimes(
@@ -79,14 +73,23 @@ def test_parse_errors_say_why(value: object, reason: str) -> None:
 def test_wcf_round_trip_keeps_offset_without_applying_it(
     moment: datetime, offset: int | None
 ) -> None:
-    text = format_wcf_date(moment, offset)
+    # Written here from the documented form, not by any code under test.
+    ms = (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(milliseconds=1)
+    suffix = "" if offset is None else f"{'-' if offset < 0 else '+'}{abs(offset) // 60:02d}"
+    suffix += "" if offset is None else f"{abs(offset) % 60:02d}"
+    text = f"/Date({ms}{suffix})/"
     assert parse_zvm_date(text) == ZvmDate(moment, offset)
     assert parse_zvm_date(text.replace("/", "\\/")) == ZvmDate(moment, offset)
 
 
 @given(moments, offsets)
 def test_iso_round_trip_applies_offset(moment: datetime, offset: int) -> None:
-    assert parse_zvm_date(format_iso_date(moment, offset)) == ZvmDate(moment, offset)
+    local = moment.astimezone(timezone(timedelta(minutes=offset)))
+    text = local.isoformat(timespec="milliseconds")  # the standard library writes it here
+    assert parse_zvm_date(text) == ZvmDate(moment, offset)
+    assert parse_zvm_date(moment.isoformat(timespec="milliseconds")[:-6] + "Z") == ZvmDate(
+        moment, 0
+    )
 
 
 @given(moments, offsets)

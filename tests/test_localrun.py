@@ -1,4 +1,4 @@
-"""``make run`` (``python -m etl.localrun``): the bundled simulator when there is no
+"""``make run`` (``scripts/localrun.py``): the bundled simulator when there is no
 ``./config.yaml``, the user's configuration when there is one."""
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ import sqlalchemy as sa
 
 from tests.service import wait_until
 
+LOCALRUN = Path(__file__).resolve().parent.parent / "scripts" / "localrun.py"
+
 
 def test_without_config_it_schedules_the_simulator_into_warehouse_db(tmp_path: Path) -> None:
     env = os.environ | {"METRICS_PORT": "0", "PYTHONPATH": str(Path(__file__).parent.parent)}
     env.pop("ZVM_ETL_WAREHOUSE_URL", None)
     env.pop("ZVM_ETL_CONFIG", None)
     process = subprocess.Popen(
-        [sys.executable, "-m", "etl.localrun"],
+        [sys.executable, str(LOCALRUN)],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -59,7 +61,7 @@ def test_with_config_it_runs_schedule_with_it(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("zvms: []\n")
     env = os.environ | {"PYTHONPATH": str(Path(__file__).parent.parent)}
     done = subprocess.run(
-        [sys.executable, "-m", "etl.localrun"],
+        [sys.executable, str(LOCALRUN)],
         cwd=tmp_path,
         env=env,
         capture_output=True,

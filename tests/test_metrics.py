@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import socket
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import pytest
 
 from etl.config import parse_config
 from etl.errors import EtlError, ZvmError
 from etl.metrics import Metrics, endpoint_of
+from etl.status import ZvmStatus
 from etl.sync import RunResult
 from etl.warehouse.load import LoadCounts
 from tests.service import PASSWORD, start_sim
@@ -21,12 +24,12 @@ def value(metrics: Metrics, name: str, **labels: str) -> float | None:
     return metrics.registry.get_sample_value(name, labels)
 
 
-def result(status: str, **counts: int) -> RunResult:
+def result(status: Literal["succeeded", "failed", "skipped"], **counts: int) -> RunResult:
     began = datetime.now(UTC) - timedelta(seconds=3)
     return RunResult(
         "nyc",
         "schedule",
-        status,  # type: ignore[arg-type]
+        status,
         began,
         began + timedelta(seconds=2),
         run_id=1,
@@ -81,10 +84,25 @@ def test_a_pass_counts_outcome_tasks_and_retries() -> None:
 def test_status_rows_set_the_gauges_and_never_move_last_success_back() -> None:
     metrics = Metrics()
     recent = datetime.now(UTC).replace(microsecond=0)
-    row = {"zvm": "nyc", "open_tasks": 5, "retention_at_risk": True}
-    metrics.observe_status(row | {"last_success_at": recent.isoformat()})
+    row = ZvmStatus(
+        zvm="nyc",
+        url=None,
+        last_run_at=None,
+        last_run_trigger=None,
+        last_run_status=None,
+        last_error=None,
+        last_success_at=recent.isoformat(),
+        cursor_started=None,
+        cursor_completed=None,
+        tasks=9,
+        open_tasks=5,
+        lag_seconds=None,
+        cursor_age_seconds=None,
+        retention_at_risk=True,
+    )
+    metrics.observe_status(row)
     older = (recent - timedelta(hours=1)).isoformat()
-    metrics.observe_status(row | {"last_success_at": older, "open_tasks": 2})
+    metrics.observe_status(dataclasses.replace(row, last_success_at=older, open_tasks=2))
     assert value(metrics, "zvm_etl_open_tasks", zvm="nyc") == 2
     assert value(metrics, "zvm_etl_retention_at_risk", zvm="nyc") == 1
     stamp = value(metrics, "zvm_etl_last_success_timestamp_seconds", zvm="nyc")

@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
 from etl import resources
-from etl.errors import SchemaMismatch, WarehouseUnavailable
+from etl.errors import InstallationError, SchemaMismatch, WarehouseUnavailable
 from etl.warehouse import db, schema, sqlfiles
 from etl.warehouse.types import NaiveDatetimeError
 
@@ -298,11 +298,12 @@ def _insert_task(
                 or connection.execute(sa.select(table).where(table.c[key] == value)).first()
             ):
                 continue
-            extra = {
+            extras: dict[str, dict[str, Any]] = {
                 "zvms": {"url": "https://zvm-nyc:9669", "added_at": started_at},
                 "task_types": {"first_seen_at": started_at},
                 "vpgs": {"first_seen_at": started_at, "last_seen_at": started_at},
-            }[table.name]
+            }
+            extra = extras[table.name]
             connection.execute(table.insert().values({key: value, **extra}))
         connection.execute(
             schema.tasks.insert().values(
@@ -368,26 +369,30 @@ def _load_sample(engine: Engine) -> dict[str, Any]:
             ],
         )
         runs = schema.etl_runs
-        good = connection.execute(
-            runs.insert().values(
-                zvm="nyc",
-                trigger="sync",
-                status="succeeded",
-                started_at=at(200),
-                finished_at=at(210),
-                tasks_received=4,
+        good = _pk(
+            connection.execute(
+                runs.insert().values(
+                    zvm="nyc",
+                    trigger="sync",
+                    status="succeeded",
+                    started_at=at(200),
+                    finished_at=at(210),
+                    tasks_received=4,
+                )
             )
-        ).inserted_primary_key[0]
-        failed = connection.execute(
-            runs.insert().values(
-                zvm="nyc",
-                trigger="schedule",
-                status="failed",
-                error="boom",
-                started_at=at(300),
-                finished_at=at(305),
+        )
+        failed = _pk(
+            connection.execute(
+                runs.insert().values(
+                    zvm="nyc",
+                    trigger="schedule",
+                    status="failed",
+                    error="boom",
+                    started_at=at(300),
+                    finished_at=at(305),
+                )
             )
-        ).inserted_primary_key[0]
+        )
         connection.execute(
             schema.sync_cursors.insert(),
             [
@@ -404,14 +409,24 @@ def _load_sample(engine: Engine) -> dict[str, Any]:
     }
 
 
+def _pk(result: sa.CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
 def test_run_counters_default_to_zero_and_checks_hold(warehouse: Engine) -> None:
     now = datetime.now(UTC)
     runs = schema.etl_runs
     with warehouse.begin() as connection:
         connection.execute(schema.zvms.insert().values(name="nyc", url="https://z", added_at=now))
-        run_id = connection.execute(
-            runs.insert().values(zvm="nyc", trigger="backfill", status="running", started_at=now)
-        ).inserted_primary_key[0]
+        run_id = _pk(
+            connection.execute(
+                runs.insert().values(
+                    zvm="nyc", trigger="backfill", status="running", started_at=now
+                )
+            )
+        )
         run = connection.execute(sa.select(runs).where(runs.c.run_id == run_id)).one()
     assert (run.retries, run.requests, run.tasks_received, run.tasks_rejected) == (0, 0, 0, 0)
     # MariaDB reports a failed CHECK as an OperationalError, the others as IntegrityError.
@@ -492,7 +507,7 @@ def test_unreachable_warehouse_masks_the_password() -> None:
 # --- SQL files and where they are --------------------------------------------------------
 
 
-def test_every_view_version_exists_for_every_dialect() -> None:
+def test_every_view_and_query_renders_for_every_dialect() -> None:
     assert sqlfiles.view_names() == VIEWS
     for dialect in DIALECTS:
         for view in VIEWS:
@@ -503,10 +518,24 @@ def test_every_view_version_exists_for_every_dialect() -> None:
     assert sqlfiles.create_view_sql("v_tasks", 1, dialect="mariadb").startswith(
         "CREATE SQL SECURITY INVOKER VIEW v_tasks AS"
     )
-    with pytest.raises(FileNotFoundError, match="v_tasks"):
+    with pytest.raises(InstallationError, match=r"v_tasks\.v99\.sql does not exist"):
         sqlfiles.view_select("v_tasks", 99, dialect="sqlite")
+    with pytest.raises(InstallationError, match="not for oracle"):
+        sqlfiles.view_select("v_tasks", 1, dialect="oracle")
     with pytest.raises(ValueError, match="not a valid"):
         sqlfiles.drop_view_sql("v; DROP TABLE tasks")
+
+
+def test_one_file_per_view_and_query_with_the_differences_as_macros() -> None:
+    sql = resources.sql_dir()
+    assert not [p for p in sql.rglob("*.sql") if p.parent not in (sql / "views", sql / "queries")]
+    macros = set(sqlfiles.MACROS["sqlite"])
+    assert all(set(names) == macros for names in sqlfiles.MACROS.values())
+    health = {d: sqlfiles.view_select("v_etl_health", 1, dialect=d) for d in DIALECTS}
+    assert "GREATEST(cs.value, cc.value)" in health["postgresql"]
+    assert "COALESCE(GREATEST(cs.value, cc.value), cs.value, cc.value)" in health["mysql"]
+    assert "COALESCE(MAX(cs.value, cc.value), cs.value, cc.value)" in health["sqlite"]
+    assert not any("${" in text for text in health.values())
 
 
 def test_resources_in_the_source_checkout() -> None:
@@ -529,7 +558,7 @@ def test_resources_in_an_installed_wheel(tmp_path: Path) -> None:
 
 
 def test_resources_missing(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="reinstall the package"):
+    with pytest.raises(InstallationError, match="reinstall the package"):
         resources.migrations_dir(package_dir=tmp_path / "etl")
 
 

@@ -12,6 +12,7 @@ import threading
 import urllib.request
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -81,7 +82,7 @@ def test_schedule_runs_passes_and_backs_off_a_failing_zvm(
     thread.start()
     try:
 
-        def failed(name: str) -> list[object]:
+        def failed(name: str) -> list[Any]:
             return [r for r in runs(warehouse, name) if r.status == "failed"]
 
         wait_until(lambda: len(failed("bad")) >= 3, what="three failed passes of bad")
@@ -133,5 +134,5 @@ def test_schedule_runs_passes_and_backs_off_a_failing_zvm(
         assert 0 <= since < 60
         assert value("zvm_etl_last_success_timestamp_seconds", zvm=zvm) > 0
         row = zvm_status(warehouse, config, zvm)
-        assert value("zvm_etl_open_tasks", zvm=zvm) == row["open_tasks"]
+        assert value("zvm_etl_open_tasks", zvm=zvm) == row.open_tasks
         assert value("zvm_etl_retention_at_risk", zvm=zvm) == 0

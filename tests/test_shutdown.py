@@ -11,17 +11,18 @@ from __future__ import annotations
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from etl.sync import RunResult
 from etl.warehouse.runs import ABANDONED
-from etl.zvm.simulator import Simulator
 from tests import syncing
 from tests.service import PASSWORD, Proc, runs, start_sim, task_count, write_config
 from tests.syncing import assert_converged
+from zvm_simulator import Simulator
 
-SLOW_PASS = {"interval": "1h", "backfill_window": "3h"}
+SLOW_PASS: dict[str, Any] = {"interval": "1h", "backfill_window": "3h"}
 """With task_retention 1d: a first pass of 11 requests, each as slow as the ZVM's latency."""
 
 

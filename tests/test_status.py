@@ -129,3 +129,19 @@ def test_bad_stale_after_is_refused(tmp_path: Path, bad: str) -> None:
         cli, ["--config", str(config), "status", "--stale-after", bad]
     )
     assert result.exit_code == 2 and "--stale-after" in result.output
+
+
+def test_commands_that_never_talk_to_a_zvm_need_no_zvm_secret(
+    warehouse: Engine, warehouse_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, warehouse_url, "nyc")
+    succeeded(warehouse, "nyc", timedelta(minutes=1))
+    runner = CliRunner(env={"ETL_TEST_PASSWORD": None})  # the variable is not set
+    for command in (["status"], ["status", "--json"], ["db", "current"], ["db", "check"]):
+        result = runner.invoke(cli, ["--config", str(config), *command])
+        assert result.exit_code == 0, (command, result.output)
+    synced = runner.invoke(cli, ["--config", str(config), "sync"])
+    assert synced.exit_code == 2
+    assert "zvms[0].password: the environment variable ETL_TEST_PASSWORD is not set" in (
+        synced.output
+    )

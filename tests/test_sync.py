@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 
 from etl.errors import SchemaMismatch
 from etl.sync import backfill_all, plan_windows, sync_all
 from etl.warehouse import db, schema
-from etl.zvm.simulator import Simulator
 from tests.syncing import (
     PASSWORD,
     advance,
@@ -25,6 +25,7 @@ from tests.syncing import (
     snapshot,
     start_sim,
 )
+from zvm_simulator import Simulator
 
 
 @pytest.fixture
@@ -246,9 +247,7 @@ def test_wrong_password_fails_the_pass_with_a_clear_error(
     sim: Simulator, warehouse: Engine, warehouse_url: str
 ) -> None:
     config = make_config(sim, warehouse_url)
-    wrong = config.zvms[0].model_copy(
-        update={"password": config.zvms[0].password.__class__("nope")}
-    )
+    wrong = config.zvms[0].model_copy(update={"password": SecretStr("nope")})
     result = one_pass(config.model_copy(update={"zvms": [wrong]}), warehouse)
     assert not result.succeeded
     assert "refused the login of user 'admin'" in (result.error or "")

@@ -34,7 +34,7 @@ from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
-from etl.errors import SchemaMismatch
+from etl.errors import InstallationError, SchemaMismatch
 from etl.resources import migrations_dir
 from etl.warehouse.engine import connect, display_url, make_engine
 from etl.warehouse.schema import metadata
@@ -45,12 +45,14 @@ __all__ = [
     "alembic_config",
     "check_schema",
     "current_revision",
+    "describe_revision",
     "downgrade",
     "drift",
     "head_revision",
     "make_engine",
     "migration_options",
     "upgrade",
+    "verify",
 ]
 
 UPGRADE_HINT = "run `zvm-etl db upgrade`"
@@ -73,8 +75,9 @@ def alembic_config(url: str | None = None, *, connection: Connection | None = No
     return config
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Migrate the warehouse at ``url`` up to ``revision`` (creating the schema if empty).
+def upgrade(url: str, revision: str = "head") -> str | None:
+    """Migrate the warehouse at ``url`` up to ``revision`` (creating the schema if empty);
+    returns the revision it is at afterwards.
 
     On PostgreSQL and SQLite the whole upgrade is one transaction: it applies completely or
     not at all. MariaDB commits each DDL statement as it runs, so a failure there can leave
@@ -83,13 +86,16 @@ def upgrade(url: str, revision: str = "head") -> None:
     with _connected(url) as connection:
         command.upgrade(alembic_config(url, connection=connection), revision)
         connection.commit()
+        return MigrationContext.configure(connection).get_current_revision()
 
 
-def downgrade(url: str, revision: str) -> None:
-    """Migrate the warehouse at ``url`` down to ``revision`` (``base`` drops everything)."""
+def downgrade(url: str, revision: str) -> str | None:
+    """Migrate the warehouse at ``url`` down to ``revision`` (``base`` drops everything);
+    returns the revision it is at afterwards (None: no schema)."""
     with _connected(url) as connection:
         command.downgrade(alembic_config(url, connection=connection), revision)
         connection.commit()
+        return MigrationContext.configure(connection).get_current_revision()
 
 
 def current_revision(url: str) -> str | None:
@@ -102,7 +108,9 @@ def head_revision() -> str:
     """The newest revision this code knows (what :func:`upgrade` goes to by default)."""
     head = _script().get_current_head()
     if head is None:
-        raise RuntimeError(f"no migration found in {migrations_dir()}")
+        raise InstallationError(
+            f"no Alembic migration found in {migrations_dir()}: reinstall zvm-task-etl"
+        )
     return head
 
 
@@ -157,6 +165,27 @@ def drift(url: str) -> list[Any]:
             connection, opts=migration_options(connection.dialect.name)
         )
         return list(compare_metadata(context, metadata))
+
+
+def verify(url: str) -> list[Any]:
+    """``zvm-etl db check``: SchemaMismatch unless the warehouse at ``url`` is at the head
+    revision, then its :func:`drift` (empty when the schema matches this version exactly)."""
+    engine = make_engine(url, poolclass=NullPool)
+    try:
+        check_schema(engine)
+    finally:
+        engine.dispose()
+    return drift(url)
+
+
+def describe_revision(url: str) -> str:
+    """``zvm-etl db current``: the warehouse's revision and whether it is the newest."""
+    current = current_revision(url)
+    head = head_revision()
+    if current is None:
+        return f"{display_url(url)}: no schema yet ({UPGRADE_HINT})."
+    note = "newest" if current == head else f"newest is {head}: {UPGRADE_HINT}"
+    return f"{current} ({note})"
 
 
 def migration_options(dialect_name: str) -> dict[str, Any]:

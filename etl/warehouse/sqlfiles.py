@@ -2,50 +2,116 @@
 
 Layout under ``sql/`` (see :mod:`etl.resources` for where that directory is)::
 
-    views/<name>.v<N>.sql              version N of a view, portable SQL
-    views/<dialect>/<name>.v<N>.sql    the same version for one database, where SQL differs
-    queries/<name>.sql                 an analyst question
-    queries/<dialect>/<name>.sql       ...for one database, where SQL differs
+    views/<name>.v<N>.sql      version N of a view
+    queries/<name>.sql         an analyst question
 
-A file holds one ``SELECT`` (what the view shows, runnable as it is in a SQL console); the
-``CREATE VIEW`` around it is added here, so a file cannot create a view under another name.
-The dialect directories are ``postgresql``, ``mysql`` (also used for MariaDB) and ``sqlite``;
-the dialect's file wins over the portable one.
+A file holds one ``SELECT`` (what the view shows); the ``CREATE VIEW`` around it is added
+here, so a file cannot create a view under another name. One file serves every database:
+the few expressions the databases write differently (a UTC day, "seconds since", the
+start of the quarter...) are written as macros, ``${utc_day("t.started_at")}``, which
+:data:`MACROS` expands for each dialect (the files are Mako templates; ``${...}`` is the
+only Mako syntax they use). ``zvm-etl sql NAME`` prints a file as one database runs it.
 
 **Versions are immutable.** A migration names the exact version it creates
 (``create_view_sql("v_tasks", 1, ...)``), so replaying old migrations always builds the views
 those revisions built. To change a view, add ``<name>.v<N+1>.sql`` and a migration that
 drops version N and creates N+1 (and, on downgrade, the reverse); never edit a released
-version. Views read tables only, never other views, so each can be replaced on its own
-(PostgreSQL refuses to drop a view that another view depends on).
+version, and never change what a macro renders for a dialect (a new macro is fine). Views
+read tables only, never other views, so each can be replaced on its own (PostgreSQL
+refuses to drop a view that another view depends on).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+from etl.errors import InstallationError
 from etl.resources import sql_dir
 
 __all__ = [
+    "DIALECTS",
+    "MACROS",
     "create_view_sql",
     "drop_view_sql",
     "query_names",
     "query_sql",
+    "render",
     "view_names",
     "view_select",
+    "view_versions",
 ]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _VIEW_FILE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)\.v(?P<version>[1-9][0-9]*)\.sql$")
-_DIALECT_DIRS = {"mariadb": ("mariadb", "mysql")}
 _MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
+
+DIALECTS = ("sqlite", "postgresql", "mysql")
+"""The databases every file is written for (``mariadb`` renders as ``mysql``)."""
+
+Macro = Callable[..., str]
+
+
+def _family(dialect: str) -> str:
+    return "mysql" if dialect in _MYSQL_DIALECTS else dialect
+
+
+def _macros(dialect: str) -> dict[str, Macro]:
+    """The macros for one database: each takes SQL expressions (text) and returns SQL."""
+    family = _family(dialect)
+    if family == "postgresql":
+        return {
+            # timestamptz to a UTC date: a plain cast would use the session's time zone.
+            "utc_day": lambda e: f"CAST({e} AT TIME ZONE 'UTC' AS date)",
+            "seconds_since": lambda e: (
+                f"CAST(EXTRACT(EPOCH FROM (now() - {e})) AS double precision)"
+            ),
+            "greatest": lambda a, b: f"GREATEST({a}, {b})",  # ignores a null argument
+            "quarter_start": lambda: (
+                "date_trunc('quarter', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+            ),
+        }
+    if family == "mysql":
+        return {
+            "utc_day": lambda e: f"DATE({e})",  # naive UTC: the date is the UTC day
+            "seconds_since": lambda e: f"TIMESTAMPDIFF(MICROSECOND, {e}, UTC_TIMESTAMP(6)) / 1e6",
+            "greatest": lambda a, b: f"COALESCE(GREATEST({a}, {b}), {a}, {b})",
+            "quarter_start": lambda: (
+                "MAKEDATE(YEAR(UTC_DATE()), 1) + INTERVAL (QUARTER(UTC_DATE()) - 1) QUARTER"
+            ),
+        }
+    if family == "sqlite":
+        return {
+            "utc_day": lambda e: f"DATE({e})",  # naive UTC text: the date is the UTC day
+            "seconds_since": lambda e: f"(julianday('now') - julianday({e})) * 86400.0",
+            "greatest": lambda a, b: f"COALESCE(MAX({a}, {b}), {a}, {b})",
+            "quarter_start": lambda: (
+                "date('now', 'start of month', "
+                "'-' || ((CAST(strftime('%m', 'now') AS INTEGER) - 1) % 3) || ' months')"
+            ),
+        }
+    raise InstallationError(
+        f"the warehouse's SQL is written for {', '.join(DIALECTS)} (and MariaDB), not for {dialect}"
+    )
+
+
+MACROS = {dialect: sorted(_macros(dialect)) for dialect in DIALECTS}
+"""The macro names each database has (the same set for all)."""
+
+
+def render(text: str, *, dialect: str) -> str:
+    """Expand the macros of one SQL file's text for ``dialect``."""
+    from mako.template import Template
+
+    rendered: str = Template(text, strict_undefined=True).render(**_macros(dialect))
+    return rendered.strip().rstrip(";").rstrip()
 
 
 def view_select(name: str, version: int, *, dialect: str, root: Path | None = None) -> str:
     """The ``SELECT`` of version ``version`` of view ``name`` for ``dialect`` (a SQLAlchemy
-    dialect name such as ``postgresql``); FileNotFoundError when no file fits."""
-    return _read(_checked(name), "views", f"{name}.v{version}.sql", dialect=dialect, root=root)
+    dialect name such as ``postgresql``); InstallationError when there is no such file."""
+    return render(_read("views", f"{_checked(name)}.v{version}.sql", root=root), dialect=dialect)
 
 
 def create_view_sql(name: str, version: int, *, dialect: str, root: Path | None = None) -> str:
@@ -65,23 +131,31 @@ def drop_view_sql(name: str) -> str:
     return f"DROP VIEW IF EXISTS {_checked(name)}"
 
 
-def view_names(*, root: Path | None = None) -> frozenset[str]:
-    """Every view that has a file (of any version, for any dialect)."""
+def view_versions(*, root: Path | None = None) -> dict[str, list[int]]:
+    """Every view that has a file, with its versions in ascending order."""
     views = (root or sql_dir()) / "views"
-    return frozenset(
-        match["name"] for path in views.rglob("*.sql") if (match := _VIEW_FILE.match(path.name))
-    )
+    found: dict[str, list[int]] = {}
+    for path in views.glob("*.sql"):
+        match = _VIEW_FILE.match(path.name)
+        if match:
+            found.setdefault(match["name"], []).append(int(match["version"]))
+    return {name: sorted(versions) for name, versions in sorted(found.items())}
+
+
+def view_names(*, root: Path | None = None) -> frozenset[str]:
+    """Every view that has a file (of any version)."""
+    return frozenset(view_versions(root=root))
 
 
 def query_names(*, root: Path | None = None) -> list[str]:
     """The analyst queries, by name (file name without ``.sql``), sorted."""
     queries = (root or sql_dir()) / "queries"
-    return sorted({path.stem for path in queries.rglob("*.sql") if _NAME.match(path.stem)})
+    return sorted(path.stem for path in queries.glob("*.sql") if _NAME.match(path.stem))
 
 
 def query_sql(name: str, *, dialect: str, root: Path | None = None) -> str:
     """The text of analyst query ``name`` for ``dialect``."""
-    return _read(_checked(name), "queries", f"{name}.sql", dialect=dialect, root=root)
+    return render(_read("queries", f"{_checked(name)}.sql", root=root), dialect=dialect)
 
 
 def _checked(name: str) -> str:
@@ -91,12 +165,12 @@ def _checked(name: str) -> str:
     return name
 
 
-def _read(name: str, kind: str, filename: str, *, dialect: str, root: Path | None) -> str:
-    base = (root or sql_dir()) / kind
-    candidates = [base / d / filename for d in _DIALECT_DIRS.get(dialect, (dialect,))]
-    candidates.append(base / filename)
-    for path in candidates:
-        if path.is_file():
-            return path.read_text(encoding="utf-8").strip().rstrip(";").rstrip()
-    tried = ", ".join(str(p) for p in candidates)
-    raise FileNotFoundError(f"no SQL for {kind[:-1]} {name!r} on {dialect}: looked for {tried}")
+def _read(kind: str, filename: str, *, root: Path | None) -> str:
+    path = (root or sql_dir()) / kind / filename
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InstallationError(
+            f"the SQL file {path} does not exist: a migration or a command asked for it, so "
+            "the installation is incomplete (reinstall zvm-task-etl)"
+        ) from None

@@ -20,8 +20,6 @@ from typing import NamedTuple
 __all__ = [
     "ZvmDate",
     "format_filter_date",
-    "format_iso_date",
-    "format_wcf_date",
     "parse_zvm_date",
 ]
 
@@ -109,28 +107,3 @@ def format_filter_date(moment: datetime, *, round_up: bool = False) -> str:
     if round_up and utc.microsecond:
         utc += timedelta(seconds=1)
     return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def format_wcf_date(moment: datetime, offset_minutes: int | None = None) -> str:
-    """``/Date(ms)/`` or ``/Date(ms±hhmm)/`` as a Windows ZVM writes it (before JSON escaping)."""
-    ms = (moment - _EPOCH) // timedelta(milliseconds=1)
-    if offset_minutes is None:
-        return f"/Date({ms})/"
-    sign = "-" if offset_minutes < 0 else "+"
-    hours, minutes = divmod(abs(offset_minutes), 60)
-    return f"/Date({ms}{sign}{hours:02d}{minutes:02d})/"
-
-
-def format_iso_date(moment: datetime, offset_minutes: int | None = 0) -> str:
-    """ISO-8601 with milliseconds, as the appliance writes it: ``Z`` for offset 0, ``±hh:mm``
-    otherwise, and no suffix when ``offset_minutes`` is None."""
-    if offset_minutes is None:
-        local = moment.astimezone(UTC).replace(tzinfo=None)
-        return local.isoformat(timespec="milliseconds")
-    local = moment.astimezone(UTC) + timedelta(minutes=offset_minutes)
-    text = local.replace(tzinfo=None).isoformat(timespec="milliseconds")
-    if offset_minutes == 0:
-        return text + "Z"
-    sign = "-" if offset_minutes < 0 else "+"
-    hours, minutes = divmod(abs(offset_minutes), 60)
-    return f"{text}{sign}{hours:02d}:{minutes:02d}"

@@ -1,7 +1,6 @@
 -- v_task_daily, version 1: per UTC day (of started_at), ZVM, type and state.
--- SQLite and MariaDB/MySQL store naive UTC, so DATE() is the UTC day.
 SELECT
-    DATE(t.started_at) AS day,
+    ${utc_day("t.started_at")} AS day,
     t.zvm,
     t.type,
     t.state,
@@ -12,4 +11,4 @@ SELECT
     MAX(t.duration_seconds) AS max_duration_seconds
 FROM tasks AS t
 JOIN task_states AS s ON s.state = t.state
-GROUP BY DATE(t.started_at), t.zvm, t.type, t.state, s.name;
+GROUP BY ${utc_day("t.started_at")}, t.zvm, t.type, t.state, s.name;

@@ -1,4 +1,4 @@
--- v_etl_health, version 1 (PostgreSQL): one row per ZVM: its last run, its last
+-- v_etl_health, version 1: one row per ZVM: its last run, its last
 -- successful run, the sync cursors, its open tasks and how far behind the warehouse is.
 -- seconds_since_last_success: now minus the end of the last successful run;
 -- lag_seconds: now minus the newest source timestamp loaded (the larger of the two cursors).
@@ -13,12 +13,10 @@ SELECT
     lr.error AS last_run_error,
     ls.run_id AS last_success_run_id,
     ls.finished_at AS last_success_at,
-    CAST(EXTRACT(EPOCH FROM (now() - ls.finished_at)) AS double precision)
-        AS seconds_since_last_success,
+    ${seconds_since("ls.finished_at")} AS seconds_since_last_success,
     cs.value AS started_cursor,
     cc.value AS completed_cursor,
-    CAST(EXTRACT(EPOCH FROM (now() - GREATEST(cs.value, cc.value))) AS double precision)
-        AS lag_seconds,
+    ${seconds_since(greatest("cs.value", "cc.value"))} AS lag_seconds,
     (
         SELECT COUNT(*)
         FROM tasks AS t

@@ -13,17 +13,17 @@ from typing import Any
 
 import orjson
 
-from etl.zvm.simulator.api import ZvmApi
-from etl.zvm.simulator.auth import AuthStore
-from etl.zvm.simulator.catalog import State
-from etl.zvm.simulator.clock import SimClock, to_ms
-from etl.zvm.simulator.filters import TaskQuery
-from etl.zvm.simulator.lifecycle import Phase
-from etl.zvm.simulator.scenario import Scenario
-from etl.zvm.simulator.server import SimulatorServer
-from etl.zvm.simulator.settings import Faults, RequestRecord, SimulatorSettings
-from etl.zvm.simulator.tls import TlsFiles
-from etl.zvm.simulator.wire import WireFormat
+from zvm_simulator.api import ZvmApi
+from zvm_simulator.auth import AuthStore
+from zvm_simulator.catalog import State
+from zvm_simulator.clock import SimClock, to_ms
+from zvm_simulator.filters import TaskQuery
+from zvm_simulator.lifecycle import Phase
+from zvm_simulator.scenario import Scenario
+from zvm_simulator.server import SimulatorServer
+from zvm_simulator.settings import Faults, RequestRecord, SimulatorSettings
+from zvm_simulator.tls import TlsFiles
+from zvm_simulator.wire import WireFormat
 
 __all__ = ["Simulator", "serve_forever"]
 
@@ -210,7 +210,7 @@ class Simulator:
 
         It starts at ``started`` (default: the simulated now; may be in the future, it then
         appears when the clock gets there). Its lifecycle is either ``phases`` (a sequence of
-        :class:`~etl.zvm.simulator.lifecycle.Phase`: offset from Started, State, Progress;
+        :class:`~zvm_simulator.lifecycle.Phase`: offset from Started, State, Progress;
         the first at 0, offsets strictly increasing, at most 12 h), or built from
         ``duration`` and ``state``: InProgress 0% at Started, 50% at half the duration, then
         ``state`` at ``duration`` (progress 100 for Completed, else 50). A final ``state``

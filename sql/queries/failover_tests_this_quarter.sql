@@ -1,4 +1,4 @@
--- Did every VPG have a successful failover test this quarter? (SQLite)
+-- Did every VPG have a successful failover test this quarter?
 -- One row per VPG the warehouse knows, with its FailOverTest tasks started since the start
 -- of the current calendar quarter (UTC): how many, how many succeeded or failed, the last
 -- test and the last success. VPGs without a successful test come first: they are the gaps
@@ -17,10 +17,6 @@ SELECT
 FROM vpgs AS v
 LEFT JOIN v_failover_tests AS f
     ON f.vpg_identifier = v.vpg_identifier
-    AND f.started_at >= date(
-        'now',
-        'start of month',
-        '-' || ((CAST(strftime('%m', 'now') AS INTEGER) - 1) % 3) || ' months'
-    )
+    AND f.started_at >= ${quarter_start()}
 GROUP BY v.vpg_identifier
 ORDER BY has_successful_test, v.vpg_identifier;

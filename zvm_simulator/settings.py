@@ -1,6 +1,6 @@
 """The simulator's settings, its live fault knobs, and the request log entry.
 
-:class:`SimulatorSettings` is read once, when the :class:`~etl.zvm.simulator.Simulator` is
+:class:`SimulatorSettings` is read once, when the :class:`~zvm_simulator.Simulator` is
 built. :class:`Faults` is different: the server reads it on every request, so a test may
 change ``sim.faults.error_rate`` (or any other knob) while the simulator runs and the next
 request sees it.

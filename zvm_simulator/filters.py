@@ -19,7 +19,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from etl.zvm.simulator.catalog import STATE_NAMES
+from zvm_simulator.catalog import STATE_NAMES
 
 __all__ = ["FILTER_NAMES", "FilterError", "TaskQuery", "parse_filter_date", "parse_query"]
 

@@ -21,7 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from etl.warehouse.sqlfiles import query_sql
-from etl.zvm.simulator import Simulator, SimulatorSettings
+from zvm_simulator import Simulator, SimulatorSettings
 
 DEMO_DIR = Path("demo")
 PASSWORD = "demo-password"

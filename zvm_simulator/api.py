@@ -30,14 +30,14 @@ from typing import Any
 
 import orjson
 
-from etl.zvm.simulator.auth import AuthStore
-from etl.zvm.simulator.catalog import DOCUMENTED_TYPES
-from etl.zvm.simulator.clock import SimClock
-from etl.zvm.simulator.filters import TICKS_PER_MS, FilterError, TaskQuery, parse_query
-from etl.zvm.simulator.lifecycle import MAX_DURATION_MS
-from etl.zvm.simulator.scenario import Scenario, TaskSpec
-from etl.zvm.simulator.settings import SimulatorSettings
-from etl.zvm.simulator.wire import WireFormat, error_body
+from zvm_simulator.auth import AuthStore
+from zvm_simulator.catalog import DOCUMENTED_TYPES
+from zvm_simulator.clock import SimClock
+from zvm_simulator.filters import TICKS_PER_MS, FilterError, TaskQuery, parse_query
+from zvm_simulator.lifecycle import MAX_DURATION_MS
+from zvm_simulator.scenario import Scenario, TaskSpec
+from zvm_simulator.settings import SimulatorSettings
+from zvm_simulator.wire import WireFormat, error_body
 
 __all__ = ["JSON", "LOGOUT_PATH", "TOKEN_PATH", "Response", "ZvmApi"]
 

@@ -29,7 +29,7 @@ from datetime import timedelta
 from random import Random
 from typing import NamedTuple
 
-from etl.zvm.simulator.catalog import COMMIT_TYPES, TERMINAL_STATES, State
+from zvm_simulator.catalog import COMMIT_TYPES, TERMINAL_STATES, State
 
 __all__ = [
     "HOUR_MS",

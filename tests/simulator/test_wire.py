@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from random import Random
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import orjson
@@ -17,8 +17,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from etl.zvm.dates import format_wcf_date, parse_zvm_date
-from etl.zvm.simulator import (
+from tests.simulator.wire_reading import EPOCH, read_date
+from tests.simulator.wire_reading import started as started
+from zvm_simulator import (
     DOCUMENTED_TYPES,
     MAX_DURATION_MS,
     UNDOCUMENTED_TYPES,
@@ -26,10 +27,10 @@ from etl.zvm.simulator import (
     Simulator,
     State,
 )
-from etl.zvm.simulator.catalog import CANCELLABLE_TYPES, TERMINAL_STATES
-from etl.zvm.simulator.lifecycle import draw_lifecycle
-from etl.zvm.simulator.scenario import Scenario
-from etl.zvm.simulator.wire import WireFormat
+from zvm_simulator.catalog import CANCELLABLE_TYPES, TERMINAL_STATES
+from zvm_simulator.lifecycle import draw_lifecycle
+from zvm_simulator.scenario import Scenario
+from zvm_simulator.wire import WireFormat
 
 START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 KEY_ORDER = [
@@ -103,12 +104,6 @@ def week() -> Iterator[Api]:
         yield api
 
 
-def started(task: Task) -> datetime:
-    parsed = parse_zvm_date(task.get("Started") or task.get("started"))
-    assert parsed is not None
-    return parsed.utc
-
-
 # ---- wire format ---------------------------------------------------------------------------
 
 
@@ -121,8 +116,8 @@ def test_windows_dates_have_escaped_slashes_and_offsets(week: Api) -> None:
     assert dates and {offset for _, offset in dates} == {b"+0300"}
     task = response.json()[0]
     assert re.fullmatch(r"/Date\(\d+\+0300\)/", task["Started"])
-    moment = started(task)
-    assert task["Started"] == format_wcf_date(moment, 180)
+    ms = (started(task) - EPOCH) // timedelta(milliseconds=1)
+    assert task["Started"] == f"/Date({ms}+0300)/"
 
 
 def test_key_order_and_shapes(week: Api) -> None:
@@ -228,8 +223,8 @@ def test_appliance_dates_are_iso_and_the_same_instants(connect: Callable[[Simula
             assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+03:00", new["Started"])
             assert started(new) == started(old)
             if old["Completed"] is not None:
-                assert parse_zvm_date(new["Completed"]) is not None
-                assert parse_zvm_date(new["Completed"]).utc == parse_zvm_date(old["Completed"]).utc  # type: ignore[union-attr]
+                assert read_date(new["Completed"]) is not None
+                assert read_date(new["Completed"]) == read_date(old["Completed"])
     with make(date_style="appliance", date_offsets=False) as utc:
         first = utc.ground_truth()[0]
         assert first["Started"].endswith("Z")
@@ -268,14 +263,16 @@ def test_fast_path_matches_the_reference_encoding() -> None:
     scenario = Scenario(seed=3, tasks_per_hour=400, history_start_ms=0)
     hour = 480_000
     tasks = [task for h in range(hour, hour + 6) for task in scenario.bucket(h)]
-    for style in ("windows", "appliance"):
-        for case in ("pascal", "camel"):
+    styles: tuple[Literal["windows", "appliance"], ...] = ("windows", "appliance")
+    cases: tuple[Literal["pascal", "camel"], ...] = ("pascal", "camel")
+    for style in styles:
+        for case in cases:
             wire = WireFormat(
                 base_url="http://h:1",
                 seed=3,
                 site_id=scenario.site_id,
-                date_style=style,  # type: ignore[arg-type]
-                key_case=case,  # type: ignore[arg-type]
+                date_style=style,
+                key_case=case,
                 utc_offset_minutes=-90,
             )
             for task in tasks[::7]:
@@ -289,7 +286,7 @@ def test_fast_path_matches_the_reference_encoding() -> None:
 
 @settings(max_examples=200)
 @given(ms=st.integers(min_value=-62135596800000, max_value=253402300799999))
-def test_windows_date_token_is_format_wcf_date_escaped(ms: int) -> None:
+def test_windows_date_token_is_the_date_text_escaped(ms: int) -> None:
     for offset in (180, None, -330):
         wire = WireFormat(base_url="http://h", seed=1, site_id="s", utc_offset_minutes=offset or 0)
         if offset is None:
@@ -414,7 +411,8 @@ def test_a_running_task_completes_as_the_clock_advances(
         final = api.task(identifier).json()
         assert final["Completed"] is not None
         assert final["Status"]["State"] in TERMINAL_STATES
-        assert started(final) < parse_zvm_date(final["Completed"]).utc <= sim.now()  # type: ignore[union-attr]
+        done = read_date(final["Completed"])
+        assert done is not None and started(final) < done <= sim.now()
         assert {
             k: v
             for k, v in final.items()
@@ -463,7 +461,7 @@ def test_injected_task_lifecycle(connect: Callable[[Simulator], Api]) -> None:
         assert task["Status"] == {"Progress": 100, "State": State.COMPLETED}
         assert task["CompleteReason"] == "Moved."
         assert task["IsCancellable"] is False
-        assert parse_zvm_date(task["Completed"]).utc == START + timedelta(minutes=6)  # type: ignore[union-attr]
+        assert read_date(task["Completed"]) == START + timedelta(minutes=6)
         assert task["RelatedEntities"]["Vpgs"][0]["identifier"] == sim.vpg_ids[1]
         assert identifier in [t["TaskIdentifier"] for t in api.tasks(status="completed")]
 
@@ -548,8 +546,8 @@ def test_retention_purges_completed_tasks(connect: Callable[[Simulator], Api]) -
         tasks = api.tasks()
         horizon = START - timedelta(days=2)
         for task in tasks:
-            done = parse_zvm_date(task["Completed"])
-            assert done is None or done.utc >= horizon
+            done = read_date(task["Completed"])
+            assert done is None or done >= horizon
         assert min(started(t) for t in tasks) < horizon + timedelta(hours=1)
         kept = sim.add_task(duration=timedelta(minutes=1))
         forever = sim.add_task(duration=None)

@@ -9,7 +9,7 @@ the order of the requests.
 Within a bucket, arrivals are a Poisson process (exponential gaps) at ``tasks_per_hour``;
 about 2% of arrivals are *bursts*: 2-6 tasks of one type, one per VPG, with the same
 ``Started`` millisecond. About 1% of tasks have a type missing from the documented list.
-Each task has a :class:`~etl.zvm.simulator.lifecycle.Lifecycle`; related entities come from
+Each task has a :class:`~zvm_simulator.lifecycle.Lifecycle`; related entities come from
 fixed pools drawn from the seed (the ZVM's own site, one peer site, 8-20 VPGs, 3-8 hosts).
 
 Task ids look like ``<task uuid>.<site uuid>``. The task uuid is a valid version-4 uuid whose
@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from random import Random
 from typing import NamedTuple
 
-from etl.zvm.simulator.catalog import (
+from zvm_simulator.catalog import (
     BURST_TYPES,
     CANCELLABLE_TYPES,
     DOCUMENTED_TYPES,
@@ -46,7 +46,7 @@ from etl.zvm.simulator.catalog import (
     UNDOCUMENTED_TYPES,
     State,
 )
-from etl.zvm.simulator.lifecycle import HOUR_MS, Lifecycle, Phase, between, draw_lifecycle
+from zvm_simulator.lifecycle import HOUR_MS, Lifecycle, Phase, between, draw_lifecycle
 
 __all__ = ["DEFAULT_CACHE_TASKS", "Entities", "Scenario", "TaskSpec"]
 

@@ -18,7 +18,7 @@ import httpx
 import orjson
 import pytest
 
-from etl.zvm.simulator import Faults, RequestRecord, Simulator, SimulatorSettings, serve_forever
+from zvm_simulator import Faults, RequestRecord, Simulator, SimulatorSettings, serve_forever
 
 START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 TOKEN_PATH = "/auth/realms/zerto/protocol/openid-connect/token"
@@ -101,7 +101,7 @@ def test_session_login_refuses_bad_credentials(
     session_sim: Simulator, auth: tuple[str, str] | None
 ) -> None:
     with httpx.Client(base_url=session_sim.url) as client:
-        response = client.post("/v1/session/add", auth=auth)
+        response = client.post("/v1/session/add", auth=auth or httpx.USE_CLIENT_DEFAULT)
         assert response.status_code == 401
         assert response.json() == DENIED
         assert "x-zerto-session" not in response.headers
@@ -602,7 +602,7 @@ def test_chunked_request_bodies_are_read(keycloak_sim: Simulator) -> None:
 
 
 def test_sim_clock_with_a_fake_monotonic_clock() -> None:
-    from etl.zvm.simulator.clock import SimClock
+    from zvm_simulator.clock import SimClock
 
     real = [100.0]
     clock = SimClock(START, speed=2.0, monotonic=lambda: real[0])

@@ -2,7 +2,7 @@
 
 For the demo, the test suite, and anyone who wants to try dashboards without a ZVM::
 
-    from etl.zvm.simulator import Simulator
+    from zvm_simulator import Simulator
 
     with Simulator(seed=7, speed=0) as sim:          # speed 0: the clock moves only when told
         ...  # point a client at sim.url (user "admin", password "zerto")
@@ -23,10 +23,10 @@ Modules: ``settings`` (the dataclasses), ``catalog`` (types and states), ``clock
 
 from __future__ import annotations
 
-from etl.zvm.simulator.catalog import DOCUMENTED_TYPES, STATE_NAMES, UNDOCUMENTED_TYPES, State
-from etl.zvm.simulator.lifecycle import MAX_DURATION_MS, Phase
-from etl.zvm.simulator.settings import Faults, RequestRecord, SimulatorSettings
-from etl.zvm.simulator.simulator import Simulator, serve_forever
+from zvm_simulator.catalog import DOCUMENTED_TYPES, STATE_NAMES, UNDOCUMENTED_TYPES, State
+from zvm_simulator.lifecycle import MAX_DURATION_MS, Phase
+from zvm_simulator.settings import Faults, RequestRecord, SimulatorSettings
+from zvm_simulator.simulator import Simulator, serve_forever
 
 __all__ = [
     "DOCUMENTED_TYPES",

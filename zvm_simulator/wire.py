@@ -6,7 +6,7 @@ Windows-style dates are written exactly like a Windows ZVM does, with escaped sl
 the JSON text: ``"\\/Date(1520423876840+0300)\\/"``; appliance-style dates are ISO-8601.
 
 Speed matters (100,000 tasks in one answer), so tasks are cached as bytes on their
-:class:`~etl.zvm.simulator.scenario.TaskSpec`: a completed task never changes, so its whole
+:class:`~zvm_simulator.scenario.TaskSpec`: a completed task never changes, so its whole
 object is cached; a running task caches the pieces that never change (ids, links, entities,
 Started, the final Completed and reason) and only its status is assembled per request.
 Malformed tasks (a fault knob) take a slower path through a plain dict,
@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NamedTuple
 
 import orjson
 
-from etl.zvm.dates import format_iso_date, format_wcf_date
-from etl.zvm.simulator.catalog import State
-from etl.zvm.simulator.scenario import Entities, TaskSpec
+from zvm_simulator.catalog import State
+from zvm_simulator.dates import iso_date, wcf_date
+from zvm_simulator.scenario import Entities, TaskSpec
 
 __all__ = ["MALFORMED_KINDS", "WireFormat", "error_body"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _RUNNING_STATES = frozenset({State.IN_PROGRESS, State.WAITING_FOR_USER_INPUT, State.PAUSED})
 
 MALFORMED_KINDS = ("bad_started", "bad_state", "missing_identifier")
@@ -123,10 +121,10 @@ class WireFormat:
         self._head = b"{" + k["CompleteReason"] + b":"
         self._completed_null = b"," + k["Completed"] + b":null"
         self._status = b"{" + k["Progress"] + b":%d," + k["State"] + b":%d}"
-        # Windows dates: the text around the milliseconds, taken from format_wcf_date itself.
+        # Windows dates: the text around the milliseconds, taken from wcf_date itself.
         self._wcf: tuple[str, str] | None = None
         if self._windows:
-            head, _, tail = format_wcf_date(_EPOCH, self._offset).partition("(0")
+            head, _, tail = wcf_date(0, self._offset).partition("(0")
             self._wcf = ('"' + head.replace("/", "\\/") + "(", tail.replace("/", "\\/") + '"')
         self._entity_cache: dict[tuple[str, str], str] = {}
         self._entities_cache: dict[Entities, str] = {}
@@ -137,10 +135,9 @@ class WireFormat:
 
     def date_text(self, ms: int) -> str:
         """A date as the decoded JSON string reads (``/Date(ms+hhmm)/`` or ISO-8601)."""
-        moment = _EPOCH + timedelta(milliseconds=ms)
         if self._windows:
-            return format_wcf_date(moment, self._offset)
-        return format_iso_date(moment, self._offset)
+            return wcf_date(ms, self._offset)
+        return iso_date(ms, self._offset)
 
     def task(self, task: TaskSpec, now_ms: int, *, malformed_rate: float = 0.0) -> bytes:
         """One task object as bytes, in its state as of ``now_ms``."""

@@ -3,6 +3,9 @@
 The certificate is valid for ``127.0.0.1``, ``localhost`` and ``::1`` (plus the configured
 host when it is something else). The CA's PEM is written to a temporary file so that a
 client can trust it (``verify=ca_path``); :meth:`TlsFiles.cleanup` removes it.
+
+trustme is needed only here, and only when TLS is asked for: it is an optional dependency
+(``pip install 'zvm-task-etl[simulator]'``), so a plain install never carries it.
 """
 
 from __future__ import annotations
@@ -11,8 +14,6 @@ import os
 import ssl
 import tempfile
 from pathlib import Path
-
-import trustme
 
 __all__ = ["TlsFiles"]
 
@@ -28,6 +29,13 @@ class TlsFiles:
         names = list(_DEFAULT_NAMES)
         if host not in names and host not in _WILDCARD_HOSTS:
             names.append(host)
+        try:
+            import trustme
+        except ModuleNotFoundError:
+            raise RuntimeError(
+                "the simulator's TLS needs the trustme package, which is not installed: "
+                "pip install 'zvm-task-etl[simulator]' (or serve plain HTTP without --tls)"
+            ) from None
         ca = trustme.CA(organization_name="zvm-task-etl simulator")
         cert = ca.issue_cert(*names, common_name="zvm-simulator")
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from etl.zvm.dates import parse_zvm_date
-from etl.zvm.simulator import Faults, Simulator
+from tests.simulator.wire_reading import read_date
+from zvm_simulator import Faults, Simulator
 
 START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 Task = dict[str, Any]
@@ -176,7 +176,7 @@ def kind(task: Task) -> str:
     if task["Status"]["State"] not in range(8):
         return "bad_state"
     try:
-        parse_zvm_date(task["Started"])
+        read_date(task["Started"])
     except ValueError:
         return "bad_started"
     return "ok"

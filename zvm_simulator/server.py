@@ -24,9 +24,9 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from etl.zvm.simulator.api import Response, ZvmApi
-from etl.zvm.simulator.settings import RequestRecord
-from etl.zvm.simulator.wire import error_body
+from zvm_simulator.api import Response, ZvmApi
+from zvm_simulator.settings import RequestRecord
+from zvm_simulator.wire import error_body
 
 __all__ = ["SimulatorServer"]
 

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 import orjson
 
-from etl.zvm.simulator.settings import Faults, SimulatorSettings
+from zvm_simulator.settings import Faults, SimulatorSettings
 
 __all__ = ["AuthStore", "GrantResult"]
 

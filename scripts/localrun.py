@@ -20,7 +20,7 @@ from etl.config import parse_config
 from etl.logs import configure_logging
 from etl.scheduler import EXIT_UNFINISHED, run_schedule
 from etl.warehouse import db
-from etl.zvm.simulator import Simulator, SimulatorSettings
+from zvm_simulator import Simulator, SimulatorSettings
 
 CONFIG = Path("config.yaml")
 WAREHOUSE = Path("warehouse.db")

@@ -1,4 +1,4 @@
--- v_open_tasks, version 1 (MariaDB/MySQL): tasks not in a final state, with their age in seconds
+-- v_open_tasks, version 1: tasks not in a final state, with their age in seconds
 -- (now minus started_at, by the database's clock).
 SELECT
     t.task_identifier,
@@ -10,7 +10,7 @@ SELECT
     t.initiated_by,
     t.is_cancellable,
     t.started_at,
-    TIMESTAMPDIFF(MICROSECOND, t.started_at, UTC_TIMESTAMP(6)) / 1e6 AS age_seconds,
+    ${seconds_since("t.started_at")} AS age_seconds,
     t.last_seen_at
 FROM tasks AS t
 JOIN task_states AS s ON s.state = t.state
