@@ -5,7 +5,11 @@
 
 - session mode: ``POST /v1/session/add``, ``DELETE /v1/session``;
 - keycloak mode: ``POST /auth/realms/zerto/protocol/openid-connect/token`` and ``.../logout``;
-- both: ``GET /v1/tasks``, ``GET /v1/tasks/types``, ``GET /v1/tasks/{taskIdentifier}``.
+- both: ``GET /v1/tasks``, ``GET /v1/tasks/types``, ``GET /v1/tasks/{taskIdentifier}``, and
+  the entity listings of :mod:`~zvm_simulator.inventory` (``/v1/localsite``,
+  ``/v1/peersites``, ``/v1/vpgs``, ``/v1/vras``, ``/v1/virtualizationsites`` and
+  ``/v1/virtualizationsites/{site}/hosts``), which the ``missing_listings`` and
+  ``failing_listings`` fault knobs turn into a 404 or a 500.
 
 The endpoints of the other auth mode answer 404, as on the other kind of ZVM. An API call
 (anything under ``/v1/`` but the session endpoints) meets, in order: a wrong method (405),
@@ -34,18 +38,29 @@ from zvm_simulator.auth import AuthStore
 from zvm_simulator.catalog import DOCUMENTED_TYPES
 from zvm_simulator.clock import SimClock
 from zvm_simulator.filters import TICKS_PER_MS, FilterError, TaskQuery, parse_query
+from zvm_simulator.inventory import Inventory
 from zvm_simulator.lifecycle import MAX_DURATION_MS
 from zvm_simulator.scenario import Scenario, TaskSpec
 from zvm_simulator.settings import SimulatorSettings
 from zvm_simulator.wire import WireFormat, error_body
 
-__all__ = ["JSON", "LOGOUT_PATH", "TOKEN_PATH", "Response", "ZvmApi"]
+__all__ = ["JSON", "LISTINGS", "LOGOUT_PATH", "TOKEN_PATH", "Response", "ZvmApi"]
 
 JSON = "application/json; charset=utf-8"
 TOKEN_PATH = "/auth/realms/zerto/protocol/openid-connect/token"
 LOGOUT_PATH = "/auth/realms/zerto/protocol/openid-connect/logout"
 _DENIED = "Authorization has been denied for this request."
 _UNAVAILABLE = "The service is temporarily unavailable. Please try again later."
+_HOSTS = "/v1/virtualizationsites/{site}/hosts"
+LISTINGS = (
+    "/v1/localsite",
+    "/v1/peersites",
+    "/v1/vpgs",
+    "/v1/vras",
+    "/v1/virtualizationsites",
+    _HOSTS,
+)
+"""The entity listings, as route templates (the names the fault knobs use)."""
 
 
 @dataclass
@@ -131,6 +146,7 @@ class ZvmApi:
         scenario: Scenario,
         wire: WireFormat,
         auth: AuthStore,
+        inventory: Inventory,
     ) -> None:
         self.settings = settings
         self.faults = settings.faults
@@ -138,6 +154,7 @@ class ZvmApi:
         self.scenario = scenario
         self.wire = wire
         self.auth = auth
+        self.inventory = inventory
         self._dice = _Dice(settings.seed)
         self._retention_ms = settings.retention // timedelta(milliseconds=1)
         self._known_types = frozenset(name.lower() for name in DOCUMENTED_TYPES)
@@ -171,6 +188,15 @@ class ZvmApi:
         if route.startswith("/v1/tasks/") and "/" not in route[len("/v1/tasks/") :]:
             task_id = urllib.parse.unquote(path).rstrip("/").rsplit("/", 1)[-1]
             return self._api(method, headers, lambda: self._get(task_id))
+        if route in LISTINGS:
+            return self._api(method, headers, lambda: self._listing(route, None))
+        parts = route.split("/")
+        if (
+            len(parts) == 5
+            and parts[:3] == ["", "v1", "virtualizationsites"]
+            and parts[4] == "hosts"
+        ):
+            return self._api(method, headers, lambda: self._listing(_HOSTS, parts[3]))
         return _message(404, f"No HTTP resource was found that matches the request URI '{path}'.")
 
     # ---- auth endpoints ------------------------------------------------------------------
@@ -248,6 +274,32 @@ class ZvmApi:
         if body is None:
             return _message(404, f"Task '{task_id}' was not found.")
         return Response(200, body)
+
+    def _listing(self, template: str, site: str | None) -> Response:
+        if template in self.faults.missing_listings:
+            return _message(404, f"No HTTP resource was found that matches '{template}'.")
+        if template in self.faults.failing_listings:
+            return _message(500, "An error has occurred.")
+        base = self.wire.base_url
+        inventory = self.inventory
+        settings = self.settings
+        ten_x = not settings.include_task_identifier
+        body: Any
+        if template == "/v1/localsite":
+            body = inventory.local_site(base, utc_offset_minutes=settings.utc_offset_minutes)
+        elif template == "/v1/peersites":
+            body = inventory.peer_sites(base, with_identifiers=not ten_x)
+        elif template == "/v1/vpgs":
+            body = inventory.vpgs(base, self.clock.now_ms(), ten_x=ten_x)
+        elif template == "/v1/vras":
+            body = inventory.vras(base, appliance=settings.auth == "keycloak")
+        elif template == "/v1/virtualizationsites":
+            body = inventory.virtualization_sites()
+        else:
+            body = inventory.hosts_of(site or "")
+            if body is None:
+                return _message(404, f"Virtualization site '{site}' was not found.")
+        return Response(200, self.wire.document(body))
 
     # ---- selection -----------------------------------------------------------------------
 

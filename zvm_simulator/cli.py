@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from zvm_simulator.api import LISTINGS
 from zvm_simulator.settings import Faults, SimulatorSettings
 from zvm_simulator.simulator import Simulator, serve_forever
 
@@ -41,6 +42,17 @@ def parse_offset(text: str) -> int:
     sign, hours, minutes = match.groups()
     total = int(hours) * 60 + int(minutes or 0)
     return -total if sign == "-" else total
+
+
+def _span_or_never(text: str) -> timedelta | None:
+    return None if text.strip().lower() == "never" else parse_span(text)
+
+
+def _listings(paths: tuple[str, ...]) -> list[str]:
+    unknown = [path for path in paths if path not in LISTINGS]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)}: not a listing (one of {', '.join(LISTINGS)})")
+    return list(paths)
 
 
 def _settings(options: dict[str, Any]) -> SimulatorSettings:
@@ -81,7 +93,11 @@ def _settings(options: dict[str, Any]) -> SimulatorSettings:
             malformed_rate=options["malformed_rate"],
             session_max_requests=options["session_max_requests"],
             session_ttl=options["session_ttl"],
+            missing_listings=set(read("missing_listing", _listings)),
+            failing_listings=set(read("failing_listing", _listings)),
         ),
+        vpg_rename_after=read("vpg_rename_after", _span_or_never),
+        vpg_delete_after=read("vpg_delete_after", _span_or_never),
     )
     try:
         settings.validate()
@@ -137,12 +153,24 @@ def _settings(options: dict[str, Any]) -> SimulatorSettings:
 @click.option("--session-max-requests", type=int, default=None, help="Sessions die after N calls.")
 @click.option("--session-ttl", type=float, default=None, help="Sessions die after S seconds.")
 @click.option("--token-lifetime", default=300.0, show_default=True, help="Keycloak expires_in.")
+@click.option(
+    "--missing-listing", multiple=True, metavar="PATH", help="Answer this listing 404 (repeatable)."
+)
+@click.option(
+    "--failing-listing", multiple=True, metavar="PATH", help="Answer this listing 500 (repeatable)."
+)
+@click.option(
+    "--vpg-rename-after", default="30m", show_default=True, help="Rename a VPG then (or never)."
+)
+@click.option(
+    "--vpg-delete-after", default="65m", show_default=True, help="Delete a VPG then (or never)."
+)
 def simulate(**options: Any) -> None:
     """Serve a simulated ZVM API on 127.0.0.1 until stopped (Ctrl-C, SIGTERM).
 
     A seeded, deterministic ZVM with days of task history, tasks that arrive and run as
-    time passes, both logins, the six filters, and fault knobs: for demos, tests and
-    dashboards without a ZVM.
+    time passes, both logins, the six filters, named VPGs, sites and hosts (listings such
+    as /v1/vpgs), and fault knobs: for demos, tests and dashboards without a ZVM.
 
     \b
     Example:

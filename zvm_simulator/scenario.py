@@ -200,6 +200,13 @@ class Scenario:
         self._injected_order: list[tuple[int, int, TaskSpec]] = []
         self._injected_seq = itertools.count()
         self._injected_ids = Random(f"zvm-sim:{seed}:injected")
+        self._retired: dict[str, int] = {}
+
+    def retire_vpg(self, identifier: str, at_ms: int) -> None:
+        """No generated task started at or after ``at_ms`` names this VPG (it was deleted):
+        such a task names the next VPG of the pool instead. Call it before any generation
+        (generated hours are cached)."""
+        self._retired[identifier] = at_ms
 
     # ---- queries -------------------------------------------------------------------------
 
@@ -352,6 +359,8 @@ class Scenario:
         task_uuid = self._task_uuid(rng, hour)
         lifecycle = draw_lifecycle(rng, task_type)
         entities = self._entities(rng, task_type, vpg)
+        if self._retired and entities is not None and entities.vpgs:
+            entities = self._without_retired(entities, started_ms)
         final = lifecycle.final_state
         if final == State.COMPLETED:
             reason_done = "" if rand() < 0.7 else _pick(rng, _DONE_REASONS)
@@ -422,6 +431,24 @@ class Scenario:
         pool = self.vpg_ids
         vpgs = tuple(pool[(first + i) % len(pool)] for i in range(min(count, len(pool))))
         return Entities(vpgs, (), True, peers, flr)
+
+    def _without_retired(self, entities: Entities, started_ms: int) -> Entities:
+        pool = self.vpg_ids
+
+        def alive(vpg: str) -> bool:
+            return self._retired.get(vpg, started_ms + 1) > started_ms
+
+        if all(alive(vpg) for vpg in entities.vpgs):
+            return entities
+        vpgs: list[str] = []
+        for vpg in entities.vpgs:
+            index = pool.index(vpg)
+            for step in range(len(pool)):
+                candidate = pool[(index + step) % len(pool)]
+                if alive(candidate) and candidate not in vpgs:
+                    vpgs.append(candidate)
+                    break
+        return entities._replace(vpgs=tuple(vpgs))
 
     def _task_uuid(self, rng: Random, hour: int) -> str:
         value = rng.getrandbits(128)

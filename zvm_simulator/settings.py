@@ -8,7 +8,7 @@ request sees it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -37,6 +37,11 @@ class Faults:
       string, a ``State`` outside 0-7, and a missing identifier (no ``TaskIdentifier`` and no
       ``Link.identifier``).
 
+    - ``missing_listings`` / ``failing_listings``: entity listings (route templates:
+      ``/v1/localsite``, ``/v1/peersites``, ``/v1/vpgs``, ``/v1/vras``,
+      ``/v1/virtualizationsites``, ``/v1/virtualizationsites/{site}/hosts``) answered 404
+      (a ZVM version or role without them) or 500 ``{"Message": "An error has occurred."}``.
+
     The random draws for ``error_rate`` and ``drop_rate`` come from generators seeded by the
     simulator's seed (one per knob), so the same sequence of requests meets the same faults.
     """
@@ -48,11 +53,16 @@ class Faults:
     session_max_requests: int | None = None
     session_ttl: float | None = None
     malformed_rate: float = 0.0
+    missing_listings: set[str] = field(default_factory=set)
+    failing_listings: set[str] = field(default_factory=set)
 
     def reset(self) -> None:
         """Put every knob back to its default (no faults)."""
         for knob in fields(self):
-            setattr(self, knob.name, knob.default)
+            if knob.default_factory is not MISSING:
+                setattr(self, knob.name, knob.default_factory())
+            else:
+                setattr(self, knob.name, knob.default)
 
 
 @dataclass
@@ -71,7 +81,9 @@ class SimulatorSettings:
     ``clock_skew`` the ZVM clock minus the real clock (used when ``start`` is None),
     ``speed`` simulated seconds per real second (0 freezes), ``start`` the simulated now at
     construction. ``retention``: tasks completed longer ago vanish. Network: ``host``,
-    ``port`` (0 = any free port), ``tls`` (HTTPS with a generated CA).
+    ``port`` (0 = any free port), ``tls`` (HTTPS with a generated CA). Entities: one VPG is
+    renamed ``vpg_rename_after`` and another deleted ``vpg_delete_after`` after the start
+    (None: never; see :mod:`zvm_simulator.inventory`).
     """
 
     seed: int = 1
@@ -97,6 +109,8 @@ class SimulatorSettings:
     tls: bool = False
     faults: Faults = field(default_factory=Faults)
     session_idle_timeout: float = 1800.0
+    vpg_rename_after: timedelta | None = timedelta(minutes=30)
+    vpg_delete_after: timedelta | None = timedelta(minutes=65)
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
@@ -127,6 +141,10 @@ class SimulatorSettings:
             problems.append("start must be timezone-aware (UTC)")
         if self.retention <= timedelta(0):
             problems.append(f"retention must be positive, got {self.retention}")
+        for name in ("vpg_rename_after", "vpg_delete_after"):
+            after = getattr(self, name)
+            if after is not None and after < timedelta(0):
+                problems.append(f"{name} must not be negative, got {after}")
         if not 0 <= self.port <= 65535:
             problems.append(f"port must be within 0-65535, got {self.port}")
         if problems:

@@ -18,6 +18,7 @@ from zvm_simulator.auth import AuthStore
 from zvm_simulator.catalog import State
 from zvm_simulator.clock import SimClock, to_ms
 from zvm_simulator.filters import TaskQuery
+from zvm_simulator.inventory import Inventory
 from zvm_simulator.lifecycle import Phase
 from zvm_simulator.scenario import Scenario
 from zvm_simulator.server import SimulatorServer
@@ -59,12 +60,50 @@ class Simulator:
             tasks_per_hour=self.settings.tasks_per_hour,
             history_start_ms=to_ms(start) - int(self.settings.days * _DAY_MS),
         )
+        scenario = self._scenario
+        self.inventory = Inventory(
+            seed=self.settings.seed,
+            site_id=scenario.site_id,
+            peer_site_id=scenario.peer_site_id,
+            vcenter_id=scenario.vcenter_id,
+            task_vpg_ids=scenario.vpg_ids,
+            host_ids=scenario.host_ids,
+        )
+        self._plan_vpg_changes(to_ms(start))
         self.requests: list[RequestRecord] = []
         self._requests_lock = threading.Lock()
         self._server: SimulatorServer | None = None
         self._api: ZvmApi | None = None
         self._tls: TlsFiles | None = None
         self.ca_path: Path | None = None
+
+    def _plan_vpg_changes(self, start_ms: int) -> None:
+        """The default timeline: the first VPG is renamed, the last one of the task pool is
+        deleted (after a RemoveProtectionGroup task; later tasks name another VPG)."""
+        settings, pool = self.settings, self._scenario.vpg_ids
+        if settings.vpg_rename_after is not None:
+            first = pool[0]
+            name = self.inventory.vpg_names(start_ms)[first]
+            at = start_ms + settings.vpg_rename_after // timedelta(milliseconds=1)
+            self.inventory.rename_vpg(first, f"{name} – Tier 1", at_ms=at)
+        if settings.vpg_delete_after is not None and len(pool) > 1:
+            last = pool[-1]
+            at = start_ms + settings.vpg_delete_after // timedelta(milliseconds=1)
+            self._scenario.retire_vpg(last, at)
+            self.inventory.delete_vpg(last, at_ms=at)
+            self._scenario.inject(
+                task_type="RemoveProtectionGroup",
+                started_ms=at - 45_000,
+                phases=[
+                    Phase(timedelta(0), State.IN_PROGRESS, 0),
+                    Phase(timedelta(seconds=40), State.COMPLETED, 100),
+                ],
+                initiated_by="Administrator",
+                complete_reason="",
+                vpgs=(last,),
+                is_cancellable=False,
+                task_uuid=None,
+            )
 
     # ---- lifecycle -----------------------------------------------------------------------
 
@@ -104,6 +143,7 @@ class Simulator:
             scenario=self._scenario,
             wire=wire,
             auth=AuthStore(settings, issuer=f"{server.url}/auth/realms/zerto"),
+            inventory=self.inventory,
         )
         self._tls = tls
         self.ca_path = tls.ca_path if tls else None
@@ -185,6 +225,27 @@ class Simulator:
     def vpg_ids(self) -> tuple[str, ...]:
         """The ids of the VPGs tasks refer to."""
         return self._scenario.vpg_ids
+
+    @property
+    def all_vpg_ids(self) -> tuple[str, ...]:
+        """Every VPG the ZVM has listed: those tasks refer to, then some no task touches."""
+        return self.inventory.vpg_ids
+
+    def vpg_names(self) -> dict[str, str]:
+        """The VPGs ``GET /v1/vpgs`` lists now, with their names."""
+        return self.inventory.vpg_names(self._clock.now_ms())
+
+    def rename_vpg(self, identifier: str, name: str) -> None:
+        """From the simulated now on, the VPG is listed under ``name``."""
+        self.inventory.rename_vpg(identifier, name, at_ms=self._clock.now_ms())
+
+    def delete_vpg(self, identifier: str) -> None:
+        """From the simulated now on, the VPG is no longer listed (tasks are unchanged)."""
+        self.inventory.delete_vpg(identifier, at_ms=self._clock.now_ms())
+
+    def restore_vpg(self, identifier: str) -> None:
+        """From the simulated now on, a deleted VPG is listed again."""
+        self.inventory.restore_vpg(identifier, at_ms=self._clock.now_ms())
 
     def expire_sessions(self) -> None:
         """End every session and token now: the next API call with any of them gets 401."""

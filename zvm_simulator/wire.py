@@ -209,6 +209,10 @@ class WireFormat:
         obj["Type"] = task.type
         return obj
 
+    def document(self, obj: Any) -> bytes:
+        """Any other answer (entity listings) as bytes, in this ZVM's key case."""
+        return orjson.dumps(_camel_keys(obj) if self._camel else obj)
+
     def encode(self, obj: dict[str, Any]) -> bytes:
         """A PascalCase task dict as wire bytes (key case applied, Windows dates escaped)."""
         if self._camel:

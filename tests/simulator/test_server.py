@@ -203,7 +203,7 @@ def test_wrong_method_and_unknown_path(session_sim: Simulator) -> None:
         assert response.headers["allow"] == "POST"
         assert "GET" in response.json()["Message"]
         assert client.post("/v1/tasks", headers=headers).status_code == 405
-        missing = client.get("/v1/vpgs", headers=headers)
+        missing = client.get("/v1/alerts", headers=headers)
         assert missing.status_code == 404
         assert "No HTTP resource" in missing.json()["Message"]
         assert client.post(TOKEN_PATH, data={"grant_type": "password"}).status_code == 404
