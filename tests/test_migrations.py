@@ -37,7 +37,14 @@ SPEC_TABLES = {
     "etl_runs",
     "rejected_tasks",
 }
-VIEWS = {"v_tasks", "v_task_daily", "v_failover_tests", "v_open_tasks", "v_etl_health"}
+VIEWS = {
+    "v_tasks",
+    "v_task_daily",
+    "v_failover_tests",
+    "v_open_tasks",
+    "v_etl_health",
+    "v_task_vpgs",
+}
 DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
 
 

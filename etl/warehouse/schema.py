@@ -114,7 +114,12 @@ zvms = _table(
     Column("url", URL, nullable=False),
     Column("site_identifier", IDENTIFIER),
     Column("added_at", UtcDateTime(), nullable=False),
+    Column("names_refreshed_at", UtcDateTime()),
+    Column("names_error", Text),
 )
+"""One row per configured ZVM. ``site_identifier`` comes from ``/v1/localsite`` (or, until
+its names are read, from its tasks); ``names_refreshed_at`` is when its entity listings
+were last read and ``names_error`` what failed then (null: every listing answered)."""
 
 task_states = _table(
     "task_states",
@@ -162,13 +167,25 @@ tasks = _table(
 digest of the payload bytes as received: the loader compares it to skip unchanged tasks."""
 
 
-def _entity(table: str, key: str) -> Table:
+def _entity(table: str, key: str, *names: Column[Any]) -> Table:
+    """An entity table: its key, the task side (``href``, first/last seen) and, for the
+    entities a ZVM lists, ``names`` then who listed it last and when."""
+    listed: tuple[Any, ...] = ()
+    if names:
+        listed = (
+            Column("zvm", ZVM_NAME, ForeignKey("zvms.name")),
+            Column("listed_at", UtcDateTime()),
+            Column("unlisted_at", UtcDateTime()),
+            Index(None, "zvm"),
+        )
     return _table(
         table,
         Column(key, IDENTIFIER, primary_key=True),
         Column("href", Text),
         Column("first_seen_at", UtcDateTime(), nullable=False),
         Column("last_seen_at", UtcDateTime(), nullable=False),
+        *names,
+        *listed,
     )
 
 
@@ -182,10 +199,29 @@ def _bridge(table: str, entity: Table, key: str) -> Table:
     )
 
 
-vpgs = _entity("vpgs", "vpg_identifier")
-hosts = _entity("hosts", "host_identifier")
-sites = _entity("sites", "site_identifier")
+vpgs = _entity(
+    "vpgs",
+    "vpg_identifier",
+    Column("name", Text),
+    Column("priority", Integer),
+    Column("configured_rpo_seconds", Integer),
+    Column("protected_site_identifier", IDENTIFIER),
+    Column("recovery_site_identifier", IDENTIFIER),
+)
+hosts = _entity("hosts", "host_identifier", Column("name", Text), Column("vra_name", Text))
+sites = _entity(
+    "sites",
+    "site_identifier",
+    Column("name", Text),
+    Column("location", Text),
+    Column("is_local", Boolean),
+)
 flr_sessions = _entity("flr_sessions", "flr_session_identifier")
+"""Entity tables: one row per entity referenced by a task or listed by a ZVM. The names
+(``name`` and what follows it) are the last known ones: a listing updates them, and an
+entity the ZVM no longer lists keeps them, with ``unlisted_at`` set (null again when it
+is listed again). ``zvm`` is the ZVM that listed it last; ``listed_at`` when a listing last
+included it. An entity only ever seen in tasks has null names."""
 
 task_vpgs = _bridge("task_vpgs", vpgs, "vpg_identifier")
 task_hosts = _bridge("task_hosts", hosts, "host_identifier")
