@@ -2,19 +2,8 @@
 
 Nothing here knows how a sync works: every command is a few lines over the library, and
 :class:`_Cli` turns every :class:`~etl.errors.EtlError` into one message on stderr and an
-exit status, in one place:
-
-====  ==============================================================
-0     success (``schedule``: stopped cleanly by SIGINT/SIGTERM)
-1     a ZVM pass failed (the others still ran), or a command failed
-2     the command line or the configuration is invalid
-3     the warehouse is unreachable or its schema is missing/behind/ahead
-4     ``status``: a configured ZVM is stale (no successful pass within
-      ``sync.stale_after``, default 3 x ``sync.interval``)
-5     ``schedule``: a pass did not finish within ``sync.shutdown_grace``
-      after SIGINT/SIGTERM (its transaction was rolled back)
-130   ``schedule``: a second SIGINT ended it at once (143: SIGTERM)
-====  ==============================================================
+exit status, in one place. The exit statuses (the ``EXIT_*`` constants below) are
+documented in one table: "Exit statuses" in ``docs/operations.md``.
 """
 
 from __future__ import annotations
@@ -270,9 +259,8 @@ def schedule(
 ) -> None:
     """Sync every configured ZVM (or those named) every sync.interval until stopped.
 
-    The first pass of each ZVM runs at start-up. SIGINT/SIGTERM stop it: no new passes,
-    a running pass may finish within sync.shutdown_grace, then it exits 0 (5 when a pass
-    did not finish; its transaction is rolled back). A second signal exits at once.
+    The first pass of each ZVM runs at start-up. SIGINT/SIGTERM stop it cleanly: see
+    "Stopping" in docs/operations.md.
 
     \b
     Example:

@@ -2,7 +2,7 @@
 
 :func:`normalize_task` turns one decoded task object into a :class:`TaskRecord`, or into a
 :class:`Rejected` carrying the raw record and a reason a person can act on. It follows
-what real ZVMs send (see ``reference/zvm-api-facts.md``):
+what real ZVMs send (see ``docs/zvm-api.md``):
 
 * field names are matched case-insensitively (the appliance may write camelCase);
 * the identifier is ``TaskIdentifier``, else ``Link.identifier`` (ZVMA 10.x has only the

@@ -1,6 +1,6 @@
 """One pass over one ZVM: the incremental algorithm (fetch, normalize, load).
 
-A pass (see ``design.md``):
+A pass (see ``docs/design.md``):
 
 1. reads the ZVM's two cursors, ``started`` and ``completed``: SOURCE timestamps (the
    largest ``Started``/``Completed`` loaded), never this host's clock;

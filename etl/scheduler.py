@@ -15,14 +15,9 @@ One job per ZVM, with:
   whose ZVM another process is syncing is skipped with a log line (neither a failure nor
   a wait).
 
-Stopping (:func:`run_schedule` with ``handle_signals``, as the CLI does): the first
-SIGINT/SIGTERM stops new passes and lets the running ones finish for up to
-``sync.shutdown_grace``; then :func:`run_schedule` returns a :class:`StopReport` (the CLI
-exits 0, or 5 when a pass did not finish: the process then ends without it, its database
-connection dies and its transaction is rolled back, so nothing half-written is committed;
-the next pass marks its ``etl_runs`` row abandoned and redoes the work). A second signal
-ends the process at once with status ``128 + signal number`` (130 for SIGINT, 143 for
-SIGTERM), the same way.
+Stopping on SIGINT/SIGTERM (:func:`run_schedule` with ``handle_signals``, as the CLI does)
+is described once, in "Stopping" in ``docs/operations.md``; :func:`run_schedule` returns a
+:class:`StopReport` that says whether every running pass finished.
 
 Passes run on a thread pool: one thread on SQLite (one writer at a time), up to four on
 PostgreSQL and MariaDB.

@@ -2,7 +2,7 @@
 simulated scenario draws from.
 
 The documented type list is the one Zerto publishes for ``GET /v1/tasks/types`` (see
-``reference/zvm-tasks-api.txt``), in the documented order. :data:`UNDOCUMENTED_TYPES`
+``docs/zvm-api.md``), in the documented order. :data:`UNDOCUMENTED_TYPES`
 model newer ZVM versions: tasks of these types appear in ``/v1/tasks`` but the types endpoint
 does not list them, so a ``type=`` filter naming one of them is refused like any unknown type.
 """

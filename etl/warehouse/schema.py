@@ -1,6 +1,6 @@
 """The warehouse tables, as SQLAlchemy Core ``Table`` objects.
 
-The names here are a public interface (``spec/warehouse.md``): analysts and dashboards
+The names here are a public interface (``docs/warehouse.md``): analysts and dashboards
 write SQL against them. This module describes the schema that the migrations in
 ``migrations/versions/`` build; it never creates anything itself. ``alembic check`` (and
 ``etl.warehouse.db.drift``) compares the two, so a change here without a migration, or a

@@ -6,7 +6,7 @@ Create Date: 2026-11-27
 """
 
 # Migration rules (read before you write one):
-# - The table and column names are a public interface (spec/warehouse.md): add freely;
+# - The table and column names are a public interface (docs/warehouse.md): add freely;
 #   rename or drop only with a view (or column) that keeps old queries working.
 # - The same revision runs on SQLite, PostgreSQL and MariaDB; run the tests on all three.
 #   SQLite changes tables in batch mode: use `with op.batch_alter_table(...)`.
