@@ -218,6 +218,9 @@ class SyncConfig(_Model):
     overlap: Duration = timedelta(minutes=10)
     backfill_since: Annotated[datetime | None, BeforeValidator(_parse_since)] = None
     backfill_window: Duration = timedelta(days=1)
+    entity_refresh_interval: Duration = timedelta(hours=1)
+    """How often a pass re-reads the ZVM's entity listings (names of VPGs, sites, hosts):
+    on its first pass, then at most this often; ``0s``: every pass."""
     jitter: Duration = timedelta(seconds=10)
     """Each scheduled pass starts up to this much later, at random (spreads ZVMs out)."""
     misfire_grace: Duration | None = None

@@ -52,6 +52,7 @@ from etl.zvm.client import Attempt, ZvmClient
 __all__ = ["Metrics", "endpoint_of"]
 
 _TASK_PATH = re.compile(r"^/v1/tasks/(?!types$)[^/]+$")
+_HOSTS_PATH = re.compile(r"^/v1/virtualizationsites/[^/]+/hosts$")
 _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _PASS_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -62,6 +63,8 @@ def endpoint_of(path: str) -> str:
         return "/v1/tasks/{id}"
     if path.startswith("/auth/"):
         return "/auth/token"
+    if _HOSTS_PATH.match(path):
+        return "/v1/virtualizationsites/{site}/hosts"
     return path
 
 

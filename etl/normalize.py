@@ -35,6 +35,7 @@ __all__ = [
     "Entity",
     "Rejected",
     "TaskRecord",
+    "get_field",
     "normalize_task",
     "normalize_tasks",
 ]
@@ -121,6 +122,13 @@ def _get(obj: dict[str, Any], name: str) -> Any:
         if isinstance(key, str) and key.lower() == lowered:
             return candidate
     return _MISSING
+
+
+def get_field(obj: dict[str, Any], name: str) -> Any:
+    """``obj[name]`` matching the key case-insensitively (ZVMs write PascalCase or
+    camelCase); None when absent."""
+    value = _get(obj, name)
+    return None if value is _MISSING else value
 
 
 def _text(obj: dict[str, Any], name: str) -> str | None:

@@ -14,9 +14,12 @@ A pass (see ``docs/design.md``):
 4. refreshes tasks still open in the warehouse that those lists did not return with
    ``GET /v1/tasks/{id}`` (a 404 keeps the last known version);
 5. normalizes; a bad record goes to ``rejected_tasks`` and never stops the batch;
-6. writes tasks, bridges, entities, types, status changes, cursors and the ``etl_runs``
-   counts in ONE transaction: a crash before the commit leaves the warehouse as it was and
-   the next pass redoes the work.
+6. reads the ZVM's entity listings (names of VPGs, sites, hosts: :mod:`etl.names`) on its
+   first pass and then at most every ``sync.entity_refresh_interval``; a listing that
+   fails is a warning, never a failed pass;
+7. writes tasks, bridges, entities and their names, types, status changes, cursors and the
+   ``etl_runs`` counts in ONE transaction: a crash before the commit leaves the warehouse
+   as it was and the next pass redoes the work.
 
 :mod:`etl.sync` runs passes: the lock, the ``etl_runs`` row, the failure record.
 """
@@ -28,10 +31,11 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from etl.config import SyncConfig, ZvmConfig
 from etl.errors import ZvmResponseError
+from etl.names import Names, fetch_listings, normalize_listings
 from etl.normalize import Rejected, TaskRecord, normalize_tasks
 from etl.warehouse.load import (
     LoadCounts,
@@ -40,15 +44,27 @@ from etl.warehouse.load import (
     save_cursors,
     upsert_task_types,
 )
+from etl.warehouse.names import names_refreshed_at, save_names
 from etl.warehouse.runs import finish_run
 from etl.zvm.client import TaskFilters, ZvmClient
 
-__all__ = ["BATCH_SIZE", "Pass", "Trigger", "Window", "WindowCallback", "plan_windows", "utc_now"]
+__all__ = [
+    "BATCH_SIZE",
+    "Clock",
+    "Pass",
+    "Trigger",
+    "Window",
+    "WindowCallback",
+    "plan_windows",
+    "utc_now",
+]
 
 log = logging.getLogger(__name__)
 
 Trigger = Literal["sync", "schedule", "backfill"]
 WindowCallback = Callable[[int, int], None]
+Clock = Callable[[], datetime]
+"""This host's clock (aware UTC); tests pass their own."""
 
 BATCH_SIZE = 2000
 """Tasks written per set of statements: big enough for bulk speed, small enough for memory."""
@@ -119,6 +135,7 @@ class Pass:
         self.trigger = trigger
         self.run_id = run_id
         self.now = now
+        self.clock: Clock = utc_now
 
     def _fetch_types(self) -> list[str]:
         """The ZVM's task types; a ZVM that refuses the call only loses the listing."""
@@ -164,17 +181,44 @@ class Pass:
             if on_window is not None:
                 on_window(done, len(windows))
 
-    def _finish(self, loader: TaskLoader, cursors: dict[str, datetime] | None) -> LoadCounts:
+    def _names_due(self, conn: Connection) -> bool:
+        """Whether this pass reads the ZVM's entity listings: never read for this ZVM, or
+        read ``sync.entity_refresh_interval`` ago or longer (``0s``: every pass)."""
+        last = names_refreshed_at(conn, self.zvm.name)
+        interval = self.settings.entity_refresh_interval
+        return last is None or interval <= timedelta(0) or self.now - last >= interval
+
+    def _fetch_names(self) -> Names:
+        """The ZVM's entity listings, normalized. A listing that fails is a warning: the
+        names known so far stay, and the pass goes on."""
+        names = normalize_listings(fetch_listings(self.client))
+        for problem in names.problems:
+            log.warning(
+                "ZVM %s: names not refreshed: %s; the names known so far stay",
+                self.zvm.name,
+                problem,
+                extra={"event": "names", "zvm": self.zvm.name},
+            )
+        return names
+
+    def _finish(
+        self,
+        loader: TaskLoader,
+        cursors: dict[str, datetime] | None,
+        names: Names | None = None,
+    ) -> LoadCounts:
         if cursors:
             save_cursors(loader.conn, self.zvm.name, cursors, now=self.now)
         loader.learn_site()
+        if names is not None:
+            save_names(loader.conn, self.zvm.name, names, now=self.now)
         finish_run(
             loader.conn,
             self.run_id,
             loader.counts,
             requests=self.client.stats.requests,
             retries=self.client.stats.retries,
-            now=utc_now(),
+            now=self.clock(),
         )
         return loader.counts
 
@@ -206,7 +250,8 @@ class Pass:
                 "started": max(loader.max_started or lower, lower),
                 "completed": max(loader.max_completed or lower, lower),
             }
-            return self._finish(loader, cursors)
+            names = self._fetch_names() if self._names_due(conn) else None
+            return self._finish(loader, cursors, names)
 
     def _incremental(self, cursors: dict[str, datetime]) -> LoadCounts:
         overlap = self.settings.overlap
@@ -239,6 +284,10 @@ class Pass:
             else:
                 refreshed.append(task)
         more, more_rejected = normalize_tasks(refreshed)
+        with self.engine.connect() as conn:
+            due = self._names_due(conn)
+            conn.rollback()
+        names = self._fetch_names() if due else None
         log.debug(
             "ZVM %s: %d listed, %d open tasks re-read, %d no longer on the ZVM",
             self.zvm.name,
@@ -258,7 +307,7 @@ class Pass:
                 moved["started"] = loader.max_started
             if loader.max_completed is not None:
                 moved["completed"] = loader.max_completed
-            return self._finish(loader, moved)
+            return self._finish(loader, moved, names)
 
     def run_backfill(
         self, since: datetime, until: datetime | None, on_window: WindowCallback | None

@@ -2,7 +2,8 @@
 
 :func:`read_status` reads it: one typed :class:`ZvmStatus` row per ZVM, configured or
 already in the warehouse; :func:`render_status` prints them as a table for people, and
-``zvm-etl status --json`` as JSON for scripts.
+``zvm-etl status --json`` as JSON for scripts. ``names_refreshed_at`` and ``names_error``
+say when the ZVM's names (VPGs, sites, hosts) were last read and which listings failed.
 
 ``lag_seconds`` is the time since the last successful pass finished (how stale the
 warehouse is); ``cursor_age_seconds`` is the time since the newest task start the
@@ -68,6 +69,8 @@ class ZvmStatus:
     open_tasks: int
     lag_seconds: int | None
     cursor_age_seconds: int | None
+    names_refreshed_at: str | None = None
+    names_error: str | None = None
     configured: bool = True
     stale_after_seconds: int = 0
     stale: bool = True
@@ -90,8 +93,11 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _zvm_status(engine: Engine, name: str, url: str | None, now: datetime) -> ZvmStatus:
-    runs, tasks, cursors = schema.etl_runs, schema.tasks, schema.sync_cursors
+    runs, tasks, cursors, zvms = schema.etl_runs, schema.tasks, schema.sync_cursors, schema.zvms
     with connect(engine) as conn:
+        names = conn.execute(
+            select(zvms.c.names_refreshed_at, zvms.c.names_error).where(zvms.c.name == name)
+        ).first()
         last = conn.execute(
             select(runs).where(runs.c.zvm == name).order_by(runs.c.run_id.desc()).limit(1)
         ).first()
@@ -132,6 +138,8 @@ def _zvm_status(engine: Engine, name: str, url: str | None, now: datetime) -> Zv
         cursor_age_seconds=(
             round((now - started_cursor).total_seconds()) if started_cursor else None
         ),
+        names_refreshed_at=_iso(names.names_refreshed_at) if names else None,
+        names_error=names.names_error if names else None,
     )
 
 
@@ -255,12 +263,24 @@ def render_status(rows: list[ZvmStatus], *, console: Console | None = None) -> N
             f"started {_when(row.cursor_started)}, completed {_when(row.cursor_completed)}",
         )
         table.add_row("tasks", f"{row.tasks} held, {row.open_tasks} open")
+        table.add_row("names", _names(row))
         table.add_row("health", _health(row))
         if row.last_error:
             table.add_row("last error", f"[red]{row.last_error}[/red]")
         if row.retention_warning:
             table.add_row("WARNING", f"[red]{row.retention_warning}[/red]")
         out.print(table, "")
+
+
+def _names(row: ZvmStatus) -> str:
+    """When the VPG/site/host names were last read, and what failed then."""
+    if row.names_refreshed_at is None:
+        return "never read"
+    when = f"read {_when(row.names_refreshed_at)}"
+    if row.names_error:
+        problems = "[yellow]with problems (the names known before stay):[/yellow]"
+        return f"{when}  {problems} {row.names_error}"
+    return f"{when}  [green]ok[/green]"
 
 
 def _health(row: ZvmStatus) -> str:

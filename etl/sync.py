@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from etl.config import Config, SyncConfig, ZvmConfig
 from etl.errors import EtlError
-from etl.passes import BATCH_SIZE, Pass, Trigger, WindowCallback, plan_windows, utc_now
+from etl.passes import BATCH_SIZE, Clock, Pass, Trigger, WindowCallback, plan_windows, utc_now
 from etl.warehouse import db
 from etl.warehouse.engine import unavailable
 from etl.warehouse.load import LoadCounts
@@ -129,13 +129,14 @@ def _run(
     trigger: Trigger,
     work: Callable[[ZvmClient, int, datetime], LoadCounts],
     client_factory: ClientFactory,
+    clock: Clock,
 ) -> RunResult:
     """One pass under the ZVM's lock; a ZVM another process is syncing is skipped."""
-    began = utc_now()
+    began = clock()
     try:
         with zvm_lock(engine, zvm.name) as taken:
             if not taken:
-                skipped = RunResult(zvm.name, trigger, "skipped", began, utc_now())
+                skipped = RunResult(zvm.name, trigger, "skipped", began, clock())
                 log.info(
                     "ZVM %s: skipped: another process is running a pass over it",
                     zvm.name,
@@ -146,11 +147,11 @@ def _run(
             if abandoned:
                 log.warning("ZVM %s: marked %d abandoned run(s) as failed", zvm.name, abandoned)
             return _locked_run(
-                engine, zvm, trigger=trigger, work=work, client_factory=client_factory
+                engine, zvm, trigger=trigger, work=work, client_factory=client_factory, clock=clock
             )
     except Exception as exc:  # the warehouse is down: nothing can be recorded there
         error = _describe(exc, engine)
-        failed = RunResult(zvm.name, trigger, "failed", began, utc_now(), error=error)
+        failed = RunResult(zvm.name, trigger, "failed", began, clock(), error=error)
         log.error(
             "ZVM %s: cannot start a %s pass: %s",
             zvm.name,
@@ -168,10 +169,11 @@ def _locked_run(
     trigger: Trigger,
     work: Callable[[ZvmClient, int, datetime], LoadCounts],
     client_factory: ClientFactory,
+    clock: Clock,
 ) -> RunResult:
     """Bookkeeping around one pass: the etl_runs row, the client, the failure record."""
-    began = utc_now()
-    clock = time.monotonic()
+    began = clock()
+    timer = time.monotonic()
     run_id = start_run(engine, zvm=zvm.name, url=zvm.url, trigger=trigger, now=began)
     client = client_factory(zvm)
     try:
@@ -187,7 +189,7 @@ def _locked_run(
                 error,
                 requests=client.stats.requests,
                 retries=client.stats.retries,
-                now=utc_now(),
+                now=clock(),
             )
         except Exception as record_exc:
             log.error(
@@ -201,7 +203,7 @@ def _locked_run(
             trigger,
             "failed",
             began,
-            utc_now(),
+            clock(),
             run_id,
             requests=client.stats.requests,
             retries=client.stats.retries,
@@ -212,7 +214,7 @@ def _locked_run(
             zvm.name,
             trigger,
             run_id,
-            time.monotonic() - clock,
+            time.monotonic() - timer,
             error,
             extra=result.log_fields(),
         )
@@ -224,7 +226,7 @@ def _locked_run(
         trigger,
         "succeeded",
         began,
-        utc_now(),
+        clock(),
         run_id,
         counts,
         requests=client.stats.requests,
@@ -241,19 +243,21 @@ def sync_zvm(
     *,
     trigger: Trigger = "sync",
     client_factory: ClientFactory = ZvmClient,
+    clock: Clock = utc_now,
 ) -> RunResult:
     """One incremental pass over one ZVM (the module docstring says what it does).
 
     Never raises for a ZVM or warehouse failure: the RunResult says failed, with the error,
-    and the ``etl_runs`` row records it.
+    and the ``etl_runs`` row records it. ``clock`` is this host's clock (bookkeeping and
+    the names' refresh interval; tests pass their own), never used for cursors.
     """
 
     def work(client: ZvmClient, run_id: int, now: datetime) -> LoadCounts:
-        return Pass(
-            engine, zvm, settings, client, trigger=trigger, run_id=run_id, now=now
-        ).run_sync()
+        task = Pass(engine, zvm, settings, client, trigger=trigger, run_id=run_id, now=now)
+        task.clock = clock
+        return task.run_sync()
 
-    return _run(engine, zvm, trigger=trigger, work=work, client_factory=client_factory)
+    return _run(engine, zvm, trigger=trigger, work=work, client_factory=client_factory, clock=clock)
 
 
 def backfill_zvm(
@@ -265,15 +269,19 @@ def backfill_zvm(
     until: datetime | None = None,
     on_window: WindowCallback | None = None,
     client_factory: ClientFactory = ZvmClient,
+    clock: Clock = utc_now,
 ) -> RunResult:
     """(Re)load tasks started in ``[since, until]`` (until None: up to now, open-ended), in
     bounded windows, in one transaction. The cursors are never moved."""
 
     def work(client: ZvmClient, run_id: int, now: datetime) -> LoadCounts:
         task = Pass(engine, zvm, settings, client, trigger="backfill", run_id=run_id, now=now)
+        task.clock = clock
         return task.run_backfill(since, until, on_window)
 
-    return _run(engine, zvm, trigger="backfill", work=work, client_factory=client_factory)
+    return _run(
+        engine, zvm, trigger="backfill", work=work, client_factory=client_factory, clock=clock
+    )
 
 
 def _for_each(
@@ -305,6 +313,7 @@ def sync_all(
     trigger: Trigger = "sync",
     engine: Engine | None = None,
     client_factory: ClientFactory = ZvmClient,
+    clock: Clock = utc_now,
 ) -> list[RunResult]:
     """One pass over every configured ZVM (or those in ``names``), independently.
 
@@ -317,7 +326,7 @@ def sync_all(
         names,
         engine,
         lambda eng, zvm: sync_zvm(
-            eng, zvm, config.sync, trigger=trigger, client_factory=client_factory
+            eng, zvm, config.sync, trigger=trigger, client_factory=client_factory, clock=clock
         ),
     )
     if any(result.failed for result in results):

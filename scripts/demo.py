@@ -42,6 +42,7 @@ def _config_text(sim: Simulator, warehouse: Path) -> str:
         "sync:\n"
         "  interval: 5m\n"
         "  overlap: 10m\n"
+        "  entity_refresh_interval: 0s   # re-read VPG/site/host names every pass\n"
     )
 
 
@@ -86,13 +87,17 @@ def main() -> None:
         for name in QUERIES:
             print(f"\n-- sql/queries/{name}.sql (first rows)")
             frame = pd.read_sql_query(sa.text(query_sql(name, dialect="sqlite")), engine)
-            print(frame.head(8).to_string(index=False))
+            print(frame.head(8).to_string(index=False, na_rep="-"))
         counts = pd.read_sql_query(
             sa.text(
                 "SELECT 'tasks' AS tbl, COUNT(*) AS n FROM tasks UNION ALL "
                 "SELECT 'task_status_changes', COUNT(*) FROM task_status_changes UNION ALL "
                 "SELECT 'task_vpgs', COUNT(*) FROM task_vpgs UNION ALL "
                 "SELECT 'vpgs', COUNT(*) FROM vpgs UNION ALL "
+                "SELECT 'vpgs named', COUNT(*) FROM vpgs WHERE name IS NOT NULL UNION ALL "
+                "SELECT 'vpgs deleted on the ZVM', COUNT(*) FROM vpgs "
+                "WHERE unlisted_at IS NOT NULL UNION ALL "
+                "SELECT 'hosts named', COUNT(*) FROM hosts WHERE name IS NOT NULL UNION ALL "
                 "SELECT 'rejected_tasks', COUNT(*) FROM rejected_tasks UNION ALL "
                 "SELECT 'etl_runs', COUNT(*) FROM etl_runs"
             ),
@@ -103,7 +108,7 @@ def main() -> None:
     engine.dispose()
     print(
         f"\nDone. Query the warehouse yourself: sqlite3 {warehouse}  (views: v_tasks, "
-        "v_task_daily, v_failover_tests, v_open_tasks, v_etl_health)"
+        "v_task_daily, v_failover_tests, v_task_vpgs, v_open_tasks, v_etl_health)"
     )
 
 

@@ -25,13 +25,19 @@ BOOKKEEPING = {
     "updated_at",
     "added_at",
     "received_at",
+    "listed_at",
+    "unlisted_at",
+    "names_refreshed_at",
     "run_id",
     "id",
 }
 
 
-def make_config(sim: Simulator, url: str, **sync: Any) -> Config:
-    """A configuration with one ZVM, ``sim``, and the warehouse at ``url``."""
+def make_config(
+    sim: Simulator, url: str, *, zvm_keys: dict[str, Any] | None = None, **sync: Any
+) -> Config:
+    """A configuration with one ZVM, ``sim``, and the warehouse at ``url``; ``zvm_keys``
+    adds or replaces keys of the ZVM."""
     zvm: dict[str, Any] = {
         "name": "sim",
         "url": sim.url,
@@ -43,6 +49,7 @@ def make_config(sim: Simulator, url: str, **sync: Any) -> Config:
     }
     if sim.ca_path is not None:
         zvm["ca_bundle"] = str(sim.ca_path)
+    zvm |= zvm_keys or {}
     settings = {"overlap": "10m", "backfill_window": "1d"} | sync
     return parse_config({"warehouse": {"url": url}, "zvms": [zvm], "sync": settings}, env={})
 

@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from etl.cli import cli
+from etl.warehouse import db
 from tests.syncing import PASSWORD, start_sim
 from zvm_simulator import Simulator
 
@@ -80,10 +81,18 @@ def test_db_commands(tmp_path: Path, database_url: str) -> None:
     assert code == 0 and "no schema yet (run `zvm-etl db upgrade`)" in output
     code, output = invoke("--config", str(config), "db", "check")
     assert code == 3 and "has no schema" in output
+    head = db.head_revision()
     code, output = invoke("--config", str(config), "db", "upgrade")
+    assert code == 0 and f"is at revision {head}" in output
+    code, output = invoke("--config", str(config), "db", "downgrade", "0001")
     assert code == 0 and "is at revision 0001" in output
     code, output = invoke("--config", str(config), "db", "current")
-    assert code == 0 and output.strip() == "0001 (newest)"
+    assert code == 0 and output.strip() == f"0001 (newest is {head}: run `zvm-etl db upgrade`)"
+    code, output = invoke("--config", str(config), "sync")
+    assert code == 3 and f"is at revision 0001, this version of zvm-task-etl needs {head}" in output
+    invoke("--config", str(config), "db", "upgrade")
+    code, output = invoke("--config", str(config), "db", "current")
+    assert code == 0 and output.strip() == f"{head} (newest)"
     code, output = invoke("--config", str(config), "db", "check")
     assert code == 0 and "no drift" in output
     code, output = invoke("--config", str(config), "db", "downgrade", "base")
@@ -214,7 +223,7 @@ def test_a_wheel_install_carries_migrations_and_sql(tmp_path: Path) -> None:
         [python, "-c", code, str(venv)], cwd=work, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
-    assert "is at revision 0001" in done.stdout
+    assert f"is at revision {db.head_revision()}" in done.stdout
     check = subprocess.run(
         [
             python,

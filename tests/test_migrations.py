@@ -226,11 +226,23 @@ def test_views_with_data(warehouse: Engine) -> None:
     assert daily[failed_key][1] == 1 and daily[failed_key][2] == pytest.approx(20.25)
 
     (test,) = rows(warehouse, "SELECT * FROM v_failover_tests")
-    assert (test.vpg_identifier, test.task_identifier, test.outcome) == (
+    assert (test.vpg_identifier, test.vpg_name, test.task_identifier, test.outcome) == (
         "vpg-1",
+        "Finance 01",
         "t1.s",
         "succeeded",
     )
+    assert test.vpg_priority == 2
+    by_task = {
+        (r.task_identifier, r.vpg_name, r.priority, r.state_name)
+        for r in rows(warehouse, "SELECT * FROM v_task_vpgs")
+    }
+    assert by_task == {
+        ("t1.s", "Finance 01", 2, "Completed"),
+        ("t2.s", "NYC DC 2", 1, "Failed"),
+        ("t3.s", "NYC DC 2", 1, "WaitingForUserInput"),
+        ("t4.s", "Finance 01", 2, "Completed"),
+    }
     assert test.duration_seconds == pytest.approx(90.5)
 
     (open_task,) = rows(warehouse, "SELECT * FROM v_open_tasks")
@@ -261,16 +273,17 @@ def test_analyst_queries_with_data(warehouse: Engine) -> None:
         return rows(warehouse, sqlfiles.query_sql(name, dialect=dialect))
 
     evidence = query("failover_tests_this_quarter")
-    assert [(r.vpg_identifier, r.tests, r.has_successful_test) for r in evidence] == [
-        ("vpg-2", 0, 0),
-        ("vpg-1", 1, 1),
-    ]
+    assert [(r.vpg_name, r.vpg_identifier, r.tests, r.has_successful_test) for r in evidence] == [
+        ("Café Orders", "vpg-3", 0, 0),  # listed, never tested: first
+        ("NYC DC 2", "vpg-2", 0, 0),
+        ("Finance 01", "vpg-1", 1, 1),
+    ]  # vpg-gone is no longer listed
     rates = {(r.zvm, r.type): r for r in query("failure_rate_by_type_and_zvm")}
     assert float(rates["nyc", "Move"].failure_rate) == pytest.approx(0.5)
     assert rates["nyc", "Move"].failed_tasks == 1
     assert float(rates["nyc", "FailOverTest"].failure_rate) == 0
     (move,) = query("move_durations")
-    assert (move.vpg_identifier, move.moves) == ("vpg-1", 1)
+    assert (move.vpg_identifier, move.vpg_name, move.moves) == ("vpg-1", "Finance 01", 1)
     assert move.max_duration_seconds == pytest.approx(300.0)
     (waiting,) = query("waiting_for_user_input")
     assert waiting.task_identifier == "t3.s"
@@ -368,6 +381,31 @@ def _load_sample(engine: Engine) -> dict[str, Any]:
         )
     changes = [(40, 1, 10), (100, 2, 50), (160, 2, 60)]
     with engine.begin() as connection:
+        # Names: two VPGs of the tasks are listed, one listed VPG has no task, and one that
+        # the ZVM no longer lists keeps its name.
+        vpgs = schema.vpgs
+        for vpg, name, priority in (("vpg-1", "Finance 01", 2), ("vpg-2", "NYC DC 2", 1)):
+            connection.execute(
+                vpgs.update()
+                .where(vpgs.c.vpg_identifier == vpg)
+                .values(name=name, priority=priority, zvm="nyc", listed_at=at(5))
+            )
+        for identifier, name, unlisted in (
+            ("vpg-3", "Café Orders", None),
+            ("vpg-gone", "Zürich Payroll", at(6)),
+        ):
+            connection.execute(
+                vpgs.insert().values(
+                    vpg_identifier=identifier,
+                    name=name,
+                    priority=0,
+                    zvm="nyc",
+                    first_seen_at=at(5),
+                    last_seen_at=at(5),
+                    listed_at=at(5),
+                    unlisted_at=unlisted,
+                )
+            )
         connection.execute(
             schema.task_status_changes.insert(),
             [

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Connection, Table, bindparam, func, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import ColumnElement, Executable
@@ -32,23 +32,29 @@ def chunked(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
 
 
 def _statement(
-    conn: Connection, table: Table, key: Sequence[str], update: Sequence[str]
+    conn: Connection,
+    table: Table,
+    key: Sequence[str],
+    update: Sequence[str],
+    keep: Sequence[str],
 ) -> Executable:
     dialect = conn.dialect.name
     if dialect in ("postgresql", "sqlite"):
         module: Any = postgresql if dialect == "postgresql" else sqlite
         insert = module.insert(table)
-        if not update:
+        if not update and not keep:
             return insert.on_conflict_do_nothing(index_elements=list(key))  # type: ignore[no-any-return]
-        return insert.on_conflict_do_update(  # type: ignore[no-any-return]
-            index_elements=list(key), set_={name: insert.excluded[name] for name in update}
-        )
+        values = {name: insert.excluded[name] for name in update}
+        values |= {name: func.coalesce(insert.excluded[name], table.c[name]) for name in keep}
+        return insert.on_conflict_do_update(index_elements=list(key), set_=values)  # type: ignore[no-any-return]
     if dialect in ("mysql", "mariadb"):
         insert = mysql.insert(table)
         # "Do nothing" is written as a no-op assignment: INSERT IGNORE would also swallow
         # errors that are not duplicates (a too-long value, a broken foreign key).
-        names = update or [key[0]]
-        return insert.on_duplicate_key_update({name: insert.inserted[name] for name in names})
+        names = update if update or keep else [key[0]]
+        assignments: dict[str, Any] = {name: insert.inserted[name] for name in names}
+        assignments |= {name: func.coalesce(insert.inserted[name], table.c[name]) for name in keep}
+        return insert.on_duplicate_key_update(assignments)
     raise NotImplementedError(f"upserts are not written for the {dialect} dialect")
 
 
@@ -59,8 +65,10 @@ def upsert(
     *,
     key: Sequence[str],
     update: Sequence[str] = (),
+    keep: Sequence[str] = (),
 ) -> None:
-    """Insert ``rows``; on a key conflict set the ``update`` columns (none: keep the row).
+    """Insert ``rows``; on a key conflict set the ``update`` columns (none: keep the row)
+    and the ``keep`` columns unless the new value is null (the known one is kept then).
 
     Every row must carry the same keys. Runs inside the caller's transaction.
     """
@@ -71,12 +79,12 @@ def upsert(
         and conn.dialect.name == "postgresql"
         and conn.dialect.driver == "psycopg"
     ):
-        _copy_upsert(conn, table, rows, key=key, update=update)
+        _copy_upsert(conn, table, rows, key=key, update=update, keep=keep)
         return
     if conn.dialect.name == "sqlite":
-        _sqlite_upsert(conn, table, rows, key=key, update=update)
+        _sqlite_upsert(conn, table, rows, key=key, update=update, keep=keep)
         return
-    conn.execute(_statement(conn, table, key, update), list(rows))
+    conn.execute(_statement(conn, table, key, update, keep), list(rows))
 
 
 def _processed(
@@ -84,7 +92,15 @@ def _processed(
 ) -> list[list[Any]]:
     """Rows as value lists in ``names`` order, through each column's own bind processing
     (aware UTC datetimes to the stored form, JSON to text)."""
-    processors = [table.c[name].type.bind_processor(conn.dialect) for name in names]
+    dialect = conn.dialect
+    # On SQLite the dialect's own types do the writing: its DATETIME writes one text format
+    # (YYYY-MM-DD HH:MM:SS.ffffff, fraction included), the one every Core statement binds,
+    # so text comparisons between stored and bound values hold.
+    types = [
+        table.c[name].type.dialect_impl(dialect) if dialect.name == "sqlite" else table.c[name].type
+        for name in names
+    ]
+    processors = [type_.bind_processor(dialect) for type_ in types]
     return [
         [
             row[name] if process is None else process(row[name])
@@ -94,12 +110,17 @@ def _processed(
     ]
 
 
-def _conflict_clause(key: Sequence[str], update: Sequence[str]) -> str:
+def _conflict_clause(
+    table: Table, key: Sequence[str], update: Sequence[str], keep: Sequence[str]
+) -> str:
     conflict = ", ".join(f'"{name}"' for name in key)
-    if not update:
+    if not update and not keep:
         return f"ON CONFLICT ({conflict}) DO NOTHING"
-    assignments = ", ".join(f'"{name}" = excluded."{name}"' for name in update)
-    return f"ON CONFLICT ({conflict}) DO UPDATE SET {assignments}"
+    assignments = [f'"{name}" = excluded."{name}"' for name in update]
+    assignments += [
+        f'"{name}" = COALESCE(excluded."{name}", "{table.name}"."{name}")' for name in keep
+    ]
+    return f"ON CONFLICT ({conflict}) DO UPDATE SET {', '.join(assignments)}"
 
 
 def _sqlite_upsert(
@@ -109,13 +130,15 @@ def _sqlite_upsert(
     *,
     key: Sequence[str],
     update: Sequence[str],
+    keep: Sequence[str],
 ) -> None:
     """SQLite: one prepared statement, the driver's executemany (a loop in C)."""
     names = list(rows[0])
     quoted = ", ".join(f'"{name}"' for name in names)
     marks = ", ".join("?" for _ in names)
+    conflict = _conflict_clause(table, key, update, keep)
     conn.exec_driver_sql(
-        f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks}) {_conflict_clause(key, update)}',
+        f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks}) {conflict}',
         [tuple(values) for values in _processed(conn, table, names, rows)],
     )
 
@@ -131,6 +154,7 @@ def _copy_upsert(
     *,
     key: Sequence[str],
     update: Sequence[str],
+    keep: Sequence[str],
 ) -> None:
     """PostgreSQL: COPY ``rows`` into a temporary copy of ``table``, then merge them with
     one INSERT ... SELECT ... ON CONFLICT. The staging table lives for the transaction."""
@@ -155,7 +179,7 @@ def _copy_upsert(
         raise DBAPIError(statement, None, exc, hide_parameters=True) from exc
     conn.exec_driver_sql(
         f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{stage}" '
-        + _conflict_clause(key, update)
+        + _conflict_clause(table, key, update, keep)
     )
 
 

@@ -290,6 +290,20 @@ class ZvmClient:
             raise self._shape_error("GET /v1/tasks/types", "a JSON array of strings", body)
         return body
 
+    def fetch_listing(self, path: str, *, expected: type[list[Any]] | type[dict[str, Any]]) -> Any:
+        """``GET path`` of an entity listing (``/v1/vpgs``...): the decoded JSON, which must be
+        a JSON array (``expected=list``) or object (``expected=dict``).
+
+        The same auth, retries and TLS as the tasks; a 404 (a ZVM version or role without
+        the listing) raises ZvmResponseError with ``status_code`` 404, like any other 4xx.
+        """
+        response = self._request("GET", path)
+        body = self._json(response, f"GET {path}")
+        if not isinstance(body, expected):
+            shape = "a JSON array" if expected is list else "a JSON object"
+            raise self._shape_error(f"GET {path}", shape, body)
+        return body
+
     def close(self) -> None:
         """End the ZVM session (best effort) and close the connections."""
         if isinstance(self._auth, SessionAuth):

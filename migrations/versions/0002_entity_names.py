@@ -73,12 +73,42 @@ def _zvms() -> sa.Table:
     )
 
 
+# Every timestamp column of revision 0001 (SQLite stores them as text).
+TIMESTAMPS = {
+    "zvms": ("added_at",),
+    "task_types": ("first_seen_at",),
+    "tasks": ("started_at", "completed_at", "first_seen_at", "last_seen_at", "last_changed_at"),
+    "vpgs": ("first_seen_at", "last_seen_at"),
+    "hosts": ("first_seen_at", "last_seen_at"),
+    "sites": ("first_seen_at", "last_seen_at"),
+    "flr_sessions": ("first_seen_at", "last_seen_at"),
+    "task_status_changes": ("observed_at",),
+    "sync_cursors": ("value", "updated_at"),
+    "etl_runs": ("started_at", "finished_at"),
+    "rejected_tasks": ("received_at",),
+}
+
+
+def _one_text_format_on_sqlite() -> None:
+    """Earlier bulk writes on SQLite stored whole-second timestamps without their fraction
+    (``2031-03-01 09:05:00`` instead of ``2031-03-01 09:05:00.000000``), and text comparisons
+    with bound values then disagreed for equal instants: give them the fraction."""
+    if op.get_context().dialect.name != "sqlite":
+        return
+    for table, columns in TIMESTAMPS.items():
+        for column in columns:
+            op.execute(
+                f"UPDATE {table} SET {column} = {column} || '.000000' WHERE length({column}) = 19"
+            )
+
+
 def _view(name: str, version: int) -> None:
     dialect = op.get_context().dialect.name
     op.execute(sqlfiles.create_view_sql(name, version, dialect=dialect))
 
 
 def upgrade() -> None:
+    _one_text_format_on_sqlite()
     # Views read these tables: out of the way while SQLite copies the tables.
     op.execute(sqlfiles.drop_view_sql("v_failover_tests"))
     with op.batch_alter_table("zvms") as batch:

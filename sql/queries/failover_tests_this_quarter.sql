@@ -1,10 +1,15 @@
 -- Did every VPG have a successful failover test this quarter?
--- One row per VPG the warehouse knows, with its FailOverTest tasks started since the start
--- of the current calendar quarter (UTC): how many, how many succeeded or failed, the last
--- test and the last success. VPGs without a successful test come first: they are the gaps
--- an auditor asks about.
+-- One row per VPG a ZVM lists now (unlisted_at null; VPGs known only from tasks, whose
+-- ZVM has no VPG listing, are included too), tested or not, with its name and priority and
+-- its FailOverTest tasks started since the start of the current calendar quarter (UTC):
+-- how many, how many succeeded or failed, the last test and the last success. VPGs without
+-- a successful test come first: they are the gaps an auditor asks about. Deleted VPGs
+-- (unlisted) are left out; v_failover_tests keeps their tests.
 SELECT
     v.vpg_identifier,
+    v.name AS vpg_name,
+    v.priority,
+    v.zvm,
     COUNT(f.task_identifier) AS tests,
     SUM(CASE WHEN f.outcome = 'succeeded' THEN 1 ELSE 0 END) AS successful_tests,
     SUM(CASE WHEN f.outcome = 'failed' THEN 1 ELSE 0 END) AS failed_tests,
@@ -18,5 +23,6 @@ FROM vpgs AS v
 LEFT JOIN v_failover_tests AS f
     ON f.vpg_identifier = v.vpg_identifier
     AND f.started_at >= ${quarter_start()}
-GROUP BY v.vpg_identifier
-ORDER BY has_successful_test, v.vpg_identifier;
+WHERE v.unlisted_at IS NULL
+GROUP BY v.vpg_identifier, v.name, v.priority, v.zvm
+ORDER BY has_successful_test, tests, v.name, v.vpg_identifier;
