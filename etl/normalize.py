@@ -36,6 +36,7 @@ __all__ = [
     "Rejected",
     "TaskRecord",
     "get_field",
+    "normalize_identifier",
     "normalize_task",
     "normalize_tasks",
 ]
@@ -86,7 +87,8 @@ class TaskRecord:
     completed_utc_offset_minutes: int | None
     duration_seconds: float | None
     link_href: str | None
-    payload: dict[str, Any]
+    payload: bytes
+    """The task object as received, as compact JSON (not a dict: a batch of them stays small)."""
     payload_hash: str
     vpgs: tuple[Entity, ...] = ()
     hosts: tuple[Entity, ...] = ()
@@ -150,6 +152,17 @@ def _identifier(task: dict[str, Any]) -> str | None:
     if not isinstance(value, str):
         raise _Bad(f"TaskIdentifier must be text, got {type(value).__name__} {value!r}")
     return value.strip().replace(":", ".")
+
+
+def normalize_identifier(task: object) -> str | None:
+    """The identifier a raw task would be loaded under (``TaskIdentifier``, else
+    ``Link.identifier``, ``:`` read as ``.``); None when it has no usable one."""
+    if not isinstance(task, dict):
+        return None
+    try:
+        return _identifier(task)
+    except _Bad:
+        return None
 
 
 def _state(status: Any) -> tuple[int, int | None]:
@@ -293,7 +306,7 @@ def normalize_task(raw: object) -> TaskRecord | Rejected:
             (completed_at - started_at).total_seconds() if completed_at is not None else None
         ),
         link_href=href if isinstance(href, str) else None,
-        payload=raw,
+        payload=payload_bytes,
         payload_hash=hashlib.sha256(payload_bytes).hexdigest(),
         vpgs=vpgs,
         hosts=hosts,

@@ -5,29 +5,39 @@ A pass (see ``docs/design.md``):
 1. reads the ZVM's two cursors, ``started`` and ``completed``: SOURCE timestamps (the
    largest ``Started``/``Completed`` loaded), never this host's clock;
 2. first pass (no cursor): loads everything the ZVM still holds (or from
-   ``sync.backfill_since``) in bounded ``startedAfterDate``/``startedBeforeDate`` windows, so
-   no response holds years of history;
-3. later passes: ``startedAfterDate = started − overlap`` (new tasks) and
-   ``completedAfterDate = completed − overlap`` (tasks that finished since, however long ago
-   they started); bounds are inclusive, so the overlap brings some tasks again and the
-   change detection reports them as unchanged;
-4. refreshes tasks still open in the warehouse that those lists did not return with
-   ``GET /v1/tasks/{id}`` (a 404 keeps the last known version);
+   ``sync.backfill_since``) in bounded ``startedAfterDate``/``startedBeforeDate`` windows;
+3. later passes: ``startedAfterDate = started − overlap`` (new tasks, in the same bounded
+   windows when the pass catches up on a long gap) and ``completedAfterDate = completed −
+   overlap`` for the tasks started before that which finished since; bounds are inclusive,
+   so the overlap brings some tasks again and the change detection reports them unchanged;
+4. re-reads with ``GET /v1/tasks/{id}`` the tasks still open in the warehouse that this
+   pass did not receive (a 404 keeps the last known version);
 5. normalizes; a bad record goes to ``rejected_tasks`` and never stops the batch;
 6. reads the ZVM's entity listings (names of VPGs, sites, hosts: :mod:`etl.names`) on its
    first pass and then at most every ``sync.entity_refresh_interval``; a listing that
-   fails is a warning, never a failed pass;
-7. writes tasks, bridges, entities and their names, types, status changes, cursors and the
-   ``etl_runs`` counts in ONE transaction: a crash before the commit leaves the warehouse
-   as it was and the next pass redoes the work.
+   fails is a warning, never a failed pass.
+
+Commits: each window is written in ONE transaction together with the cursors that cover
+it (and the run's counts so far), and the rest of the pass (the completed tasks, the
+re-read ones, the names, the task types, the finished ``etl_runs`` row) in a last one. A
+crash loses at most the window in flight: the next pass starts from the committed cursors,
+so a long first pass or catch-up that is interrupted again and again still converges. A
+backfill records the end of its last committed window as its progress (a cursor named
+after its range) and resumes from there when the same range is asked again.
+
+Memory is bounded whatever the history: a window's answer is held as bytes and decoded
+one task at a time, normalized and written :data:`BATCH_SIZE` tasks at a time.
 
 :mod:`etl.sync` runs passes: the lock, the ``etl_runs`` row, the failure record.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -36,16 +46,17 @@ from sqlalchemy import Connection, Engine
 from etl.config import SyncConfig, ZvmConfig
 from etl.errors import ZvmResponseError
 from etl.names import Names, fetch_listings, normalize_listings
-from etl.normalize import Rejected, TaskRecord, normalize_tasks
+from etl.normalize import Rejected, normalize_identifier, normalize_tasks
 from etl.warehouse.load import (
-    LoadCounts,
+    LoadState,
     TaskLoader,
+    delete_cursor,
     read_cursors,
     save_cursors,
     upsert_task_types,
 )
 from etl.warehouse.names import names_refreshed_at, save_names
-from etl.warehouse.runs import finish_run
+from etl.warehouse.runs import finish_run, record_progress
 from etl.zvm.client import TaskFilters, ZvmClient
 
 __all__ = [
@@ -68,6 +79,9 @@ Clock = Callable[[], datetime]
 
 BATCH_SIZE = 2000
 """Tasks written per set of statements: big enough for bulk speed, small enough for memory."""
+
+REFRESH_WORKERS = 4
+"""Open tasks re-read at once (``GET /v1/tasks/{id}``)."""
 
 BOUNDARY_OVERLAP = timedelta(seconds=1)
 
@@ -114,6 +128,12 @@ def plan_windows(
     return windows
 
 
+def backfill_cursor(since: datetime, until: datetime | None) -> str:
+    """The cursor that records a backfill's progress: named after its range."""
+    end = until.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ") if until else "open"
+    return f"backfill {since.astimezone(UTC):%Y%m%dT%H%M%SZ}-{end}"
+
+
 class Pass:
     """One pass over one ZVM: fetch, normalize, load (see the module docstring)."""
 
@@ -136,50 +156,221 @@ class Pass:
         self.run_id = run_id
         self.now = now
         self.clock: Clock = utc_now
+        self.state = LoadState()
+        """What the pass loaded so far, across its transactions."""
+        self._started_cursor: datetime | None = None
 
-    def _fetch_types(self) -> list[str]:
-        """The ZVM's task types; a ZVM that refuses the call only loses the listing."""
-        try:
-            return self.client.fetch_task_types()
-        except ZvmResponseError as exc:
-            log.warning("ZVM %s: task types not listed (%s); continuing", self.zvm.name, exc)
-            return []
+    # -- the three kinds of pass ---------------------------------------------------------------
+
+    def run_sync(self) -> LoadState:
+        """A first pass or an incremental one, depending on the cursors."""
+        with self.engine.connect() as conn:
+            cursors = read_cursors(conn, self.zvm.name)
+            conn.rollback()
+        types = self._fetch_types()
+        width = self.settings.backfill_window
+        if "started" not in cursors:
+            since = self.settings.backfill_since
+            floor = since or (self.now - self.zvm.task_retention).replace(microsecond=0)
+            # With no backfill_since, a first window takes anything older than the retention
+            # this ZVM is configured with (usually nothing).
+            windows = plan_windows(floor, self.now, width, open_start=since is None)
+            log.info(
+                "ZVM %s: first pass, loading history in %d windows", self.zvm.name, len(windows)
+            )
+            # Everything scanned is up to date: no task the ZVM shows later can have started
+            # (or completed) before the scan's lower bound, whatever the tasks found.
+            self._windows(windows, floor=floor)
+            return self._finish(types, refresh=False)
+        self._started_cursor = cursors["started"]
+        lower = cursors["started"] - self.settings.overlap
+        windows = plan_windows(lower, self.now, width)
+        if len(windows) > 1:
+            log.info(
+                "ZVM %s: catching up from %s in %d windows",
+                self.zvm.name,
+                lower.isoformat(timespec="seconds"),
+                len(windows),
+            )
+        self._windows(windows, floor=None)
+        # Tasks started before the windows that finished since, however long ago they began
+        # (few: the ones open when the cursor passed them), written in the last transaction.
+        completed = cursors.get("completed", cursors["started"]) - self.settings.overlap
+        filters = TaskFilters(completed_after=completed, started_before=lower + BOUNDARY_OVERLAP)
+        late = list(self.client.fetch_task_list(filters))
+        return self._finish(types, refresh=True, late=late)
+
+    def run_backfill(
+        self, since: datetime, until: datetime | None, on_window: WindowCallback | None
+    ) -> LoadState:
+        """(Re)load tasks started in ``[since, until]``, never moving the cursors; resumes
+        after the last window a previous attempt at the same range committed."""
+        windows = plan_windows(
+            since, until or self.now, self.settings.backfill_window, open_end=until is None
+        )
+        progress = backfill_cursor(since, until)
+        with self.engine.connect() as conn:
+            done = read_cursors(conn, self.zvm.name).get(progress)
+            conn.rollback()
+        total = len(windows)
+        if done is not None:
+            windows = [w for w in windows if w[1] is None or w[1] > done]
+            log.info(
+                "ZVM %s: resuming the backfill after %s (%d of %d windows left)",
+                self.zvm.name,
+                done.isoformat(timespec="seconds"),
+                len(windows),
+                total,
+            )
+        types = self._fetch_types()
+        self._windows(
+            windows, floor=None, move_cursors=False, progress=progress, on_window=on_window
+        )
+        return self._finish(types, refresh=False, done_with=progress)
+
+    # -- windows ---------------------------------------------------------------------------
 
     def _windows(
         self,
-        loader: TaskLoader,
         windows: Sequence[Window],
-        on_window: WindowCallback | None,
+        *,
+        floor: datetime | None,
+        move_cursors: bool = True,
+        progress: str | None = None,
+        on_window: WindowCallback | None = None,
     ) -> None:
-        """Fetch and load each window; a task in two overlapping windows is loaded once."""
-        seen: set[str] = set()
+        """Fetch each window, then write it in a transaction of its own with the cursors
+        that cover it (or the backfill's progress); a task in two overlapping windows is
+        loaded once."""
+        tail: set[str] = set()
         for done, (after, before) in enumerate(windows, start=1):
-            items = self.client.fetch_tasks(TaskFilters(started_after=after, started_before=before))
-            records, rejected = normalize_tasks(items)
-            fresh = [r for r in records if r.task_identifier not in seen]
-            loader.save_rejected(_distinct(rejected))
-            for start in range(0, len(fresh), BATCH_SIZE):
-                loader.save_tasks(fresh[start : start + BATCH_SIZE])
-            # Only the tail of this window can come again, in the overlap of the next one.
+            tasks = self.client.fetch_task_list(
+                TaskFilters(started_after=after, started_before=before)
+            )
             following = windows[done][0] if done < len(windows) else None
-            seen = {
-                r.task_identifier
-                for r in records
-                if following is not None and r.started_at >= following
-            }
+            received = self.state.counts.received + self.state.counts.rejected
+            with self._transaction() as conn:
+                loader = self._loader(conn)
+                tail = self._load(loader, tasks, skip=tail, tail_from=following)
+                if move_cursors:
+                    self._save_cursors(conn, floor=floor)
+                if progress is not None and before is not None:
+                    save_cursors(conn, self.zvm.name, {progress: before}, now=self.now)
+                self._record_progress(conn)
+            count = self.state.counts.received + self.state.counts.rejected - received
             # A progress bar (on_window) already shows each window to the person watching.
             log.log(
-                logging.INFO if items and on_window is None else logging.DEBUG,
+                logging.INFO if count and on_window is None else logging.DEBUG,
                 "ZVM %s: window %d/%d (%s to %s): %d tasks",
                 self.zvm.name,
                 done,
                 len(windows),
                 after.isoformat(timespec="seconds") if after else "the beginning",
                 before.isoformat(timespec="seconds") if before else "now",
-                len(items),
+                count,
             )
             if on_window is not None:
                 on_window(done, len(windows))
+
+    def _load(
+        self,
+        loader: TaskLoader,
+        tasks: Iterable[Any],
+        *,
+        skip: set[str] | None = None,
+        tail_from: datetime | None = None,
+    ) -> set[str]:
+        """Normalize and save ``tasks`` in batches; return the identifiers started at or
+        after ``tail_from`` (the next window's overlap brings them again)."""
+        tail: set[str] = set()
+        for batch in _batches(tasks, BATCH_SIZE):
+            with _gc_paused():
+                records, rejected = normalize_tasks(batch)
+            del batch
+            if skip:
+                records = [r for r in records if r.task_identifier not in skip]
+            loader.save_rejected(_distinct(rejected))
+            loader.save_tasks(records)
+            if tail_from is not None:
+                tail.update(r.task_identifier for r in records if r.started_at >= tail_from)
+        return tail
+
+    # -- the last transaction ---------------------------------------------------------------
+
+    def _finish(
+        self,
+        types: list[str],
+        *,
+        refresh: bool,
+        late: list[Any] | None = None,
+        done_with: str | None = None,
+    ) -> LoadState:
+        """Re-read the open tasks this pass did not receive (neither in a window nor in
+        ``late``), read the names when due, then write ``late``, the re-read tasks, the
+        names, the task types and the finished run in the pass's last transaction."""
+        late = late or []
+        received = {normalize_identifier(task) for task in late}
+        refreshed: list[Any] = []
+        with self.engine.connect() as conn:
+            due = self.trigger != "backfill" and self._names_due(conn)
+            if refresh:
+                # Every task this pass received now has last_seen_at = now.
+                open_ids = TaskLoader(
+                    conn, zvm=self.zvm.name, run_id=self.run_id, now=self.now
+                ).open_tasks(
+                    started_since=(self._started_cursor or self.now) - self.zvm.task_retention,
+                    not_seen_since=self.now,
+                )
+            conn.rollback()
+        if refresh:
+            refreshed = self._refresh([i for i in open_ids if i not in received])
+        names = self._fetch_names() if due else None
+        with self._transaction() as conn:
+            upsert_task_types(conn, types, now=self.now, listed_by_zvm=True)
+            loader = self._loader(conn)
+            if late or refreshed:
+                self._load(loader, [*late, *refreshed])
+                self._save_cursors(conn, floor=None)
+            if done_with is not None:
+                delete_cursor(conn, self.zvm.name, done_with)
+            loader.learn_site()
+            if names is not None:
+                save_names(conn, self.zvm.name, names, now=self.now)
+            finish_run(
+                conn,
+                self.run_id,
+                self.state.counts,
+                requests=self.client.stats.requests,
+                retries=self.client.stats.retries,
+                now=self.clock(),
+            )
+        return self.state
+
+    def _refresh(self, identifiers: list[str]) -> list[Any]:
+        """``GET /v1/tasks/{id}`` for each, a few at a time; gone and refused ones are left
+        out (they keep their last known version)."""
+        if not identifiers:
+            return []
+
+        def one(identifier: str) -> Any:
+            try:
+                return self.client.fetch_task(identifier)
+            except ZvmResponseError as exc:
+                # One task the ZVM will not show (an odd 4xx) must not block every pass.
+                log.warning("ZVM %s: task %s not re-read: %s", self.zvm.name, identifier, exc)
+                return None
+
+        with ThreadPoolExecutor(REFRESH_WORKERS, thread_name_prefix="refresh") as pool:
+            found = [task for task in pool.map(one, identifiers) if task is not None]
+        log.debug(
+            "ZVM %s: %d open tasks re-read, %d no longer on the ZVM",
+            self.zvm.name,
+            len(found),
+            len(identifiers) - len(found),
+        )
+        return found
+
+    # -- names, types, cursors -------------------------------------------------------------
 
     def _names_due(self, conn: Connection) -> bool:
         """Whether this pass reads the ZVM's entity listings: never read for this ZVM, or
@@ -201,132 +392,68 @@ class Pass:
             )
         return names
 
-    def _finish(
-        self,
-        loader: TaskLoader,
-        cursors: dict[str, datetime] | None,
-        names: Names | None = None,
-    ) -> LoadCounts:
-        if cursors:
-            save_cursors(loader.conn, self.zvm.name, cursors, now=self.now)
-        loader.learn_site()
-        if names is not None:
-            save_names(loader.conn, self.zvm.name, names, now=self.now)
-        finish_run(
-            loader.conn,
+    def _fetch_types(self) -> list[str]:
+        """The ZVM's task types; a ZVM that refuses the call only loses the listing."""
+        try:
+            return self.client.fetch_task_types()
+        except ZvmResponseError as exc:
+            log.warning("ZVM %s: task types not listed (%s); continuing", self.zvm.name, exc)
+            return []
+
+    def _save_cursors(self, conn: Connection, *, floor: datetime | None) -> None:
+        """Move the cursors to the newest Started/Completed loaded (at least ``floor``)."""
+        values: dict[str, datetime] = {}
+        for name, loaded in (
+            ("started", self.state.max_started),
+            ("completed", self.state.max_completed),
+        ):
+            value = max(loaded, floor) if loaded and floor else loaded or floor
+            if value is not None:
+                values[name] = value
+        save_cursors(conn, self.zvm.name, values, now=self.now)
+
+    def _record_progress(self, conn: Connection) -> None:
+        record_progress(
+            conn,
             self.run_id,
-            loader.counts,
+            self.state.counts,
             requests=self.client.stats.requests,
             retries=self.client.stats.retries,
-            now=self.clock(),
         )
-        return loader.counts
 
-    def run_sync(self) -> LoadCounts:
-        with self.engine.connect() as conn:
-            cursors = read_cursors(conn, self.zvm.name)
-            conn.rollback()
-        if "started" not in cursors:
-            return self._first_pass()
-        return self._incremental(cursors)
-
-    def _first_pass(self) -> LoadCounts:
-        since = self.settings.backfill_since
-        lower = since or (self.now - self.zvm.task_retention).replace(microsecond=0)
-        # With no backfill_since, a first window takes anything older than the retention
-        # this ZVM is configured with (usually nothing).
-        windows = plan_windows(
-            lower, self.now, self.settings.backfill_window, open_start=since is None
+    def _loader(self, conn: Connection) -> TaskLoader:
+        return TaskLoader(
+            conn, zvm=self.zvm.name, run_id=self.run_id, now=self.now, state=self.state
         )
-        types = self._fetch_types()
-        log.info("ZVM %s: first pass, loading history in %d windows", self.zvm.name, len(windows))
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:
-            loader = TaskLoader(conn, zvm=self.zvm.name, run_id=self.run_id, now=self.now)
-            upsert_task_types(conn, types, now=self.now, listed_by_zvm=True)
-            self._windows(loader, windows, None)
-            # Everything up to now was scanned: no task the ZVM shows later can have started
-            # (or completed) before the scan's lower bound, whatever the tasks found.
-            cursors = {
-                "started": max(loader.max_started or lower, lower),
-                "completed": max(loader.max_completed or lower, lower),
-            }
-            names = self._fetch_names() if self._names_due(conn) else None
-            return self._finish(loader, cursors, names)
-
-    def _incremental(self, cursors: dict[str, datetime]) -> LoadCounts:
-        overlap = self.settings.overlap
-        started = cursors["started"]
-        completed = cursors.get("completed", started)
-        # Tasks the warehouse holds as open: re-read unless the lists below bring them.
-        with self.engine.connect() as conn:
-            loader = TaskLoader(conn, zvm=self.zvm.name, run_id=self.run_id, now=self.now)
-            open_ids = loader.open_tasks(started_since=started - self.zvm.task_retention)
-            conn.rollback()
-        types = self._fetch_types()
-        items: list[Any] = self.client.fetch_tasks(TaskFilters(started_after=started - overlap))
-        items += self.client.fetch_tasks(TaskFilters(completed_after=completed - overlap))
-        records, rejected = normalize_tasks(items)
-        returned = {r.task_identifier for r in records}
-        returned.update(r.task_identifier for r in rejected if r.task_identifier)
-        refreshed: list[Any] = []
-        gone = 0
-        for identifier in open_ids:
-            if identifier in returned:
-                continue
-            try:
-                task = self.client.fetch_task(identifier)
-            except ZvmResponseError as exc:
-                # One task the ZVM will not show (an odd 4xx) must not block every pass.
-                log.warning("ZVM %s: task %s not re-read: %s", self.zvm.name, identifier, exc)
-                task = None
-            if task is None:
-                gone += 1
-            else:
-                refreshed.append(task)
-        more, more_rejected = normalize_tasks(refreshed)
-        with self.engine.connect() as conn:
-            due = self._names_due(conn)
-            conn.rollback()
-        names = self._fetch_names() if due else None
-        log.debug(
-            "ZVM %s: %d listed, %d open tasks re-read, %d no longer on the ZVM",
-            self.zvm.name,
-            len(items),
-            len(refreshed),
-            gone,
-        )
-        with self.engine.begin() as conn:
-            loader = TaskLoader(conn, zvm=self.zvm.name, run_id=self.run_id, now=self.now)
-            upsert_task_types(conn, types, now=self.now, listed_by_zvm=True)
-            loader.save_rejected(_distinct([*rejected, *more_rejected]))
-            batch = _merge(records, more)
-            for start in range(0, len(batch), BATCH_SIZE):
-                loader.save_tasks(batch[start : start + BATCH_SIZE])
-            moved = {}
-            if loader.max_started is not None:
-                moved["started"] = loader.max_started
-            if loader.max_completed is not None:
-                moved["completed"] = loader.max_completed
-            return self._finish(loader, moved, names)
-
-    def run_backfill(
-        self, since: datetime, until: datetime | None, on_window: WindowCallback | None
-    ) -> LoadCounts:
-        windows = plan_windows(
-            since, until or self.now, self.settings.backfill_window, open_end=until is None
-        )
-        types = self._fetch_types()
-        with self.engine.begin() as conn:
-            loader = TaskLoader(conn, zvm=self.zvm.name, run_id=self.run_id, now=self.now)
-            upsert_task_types(conn, types, now=self.now, listed_by_zvm=True)
-            self._windows(loader, windows, on_window)
-            return self._finish(loader, None)  # a backfill never moves the cursors
+            yield conn
 
 
-def _merge(first: list[TaskRecord], second: list[TaskRecord]) -> list[TaskRecord]:
-    merged = {r.task_identifier: r for r in first}
-    merged.update((r.task_identifier, r) for r in second)
-    return list(merged.values())
+def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Normalizing a batch builds many small objects and frees them by reference counting:
+    the cyclic collector, which would run dozens of times, finds nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _distinct(rejected: Sequence[Rejected]) -> list[Rejected]:

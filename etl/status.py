@@ -35,6 +35,7 @@ from etl.config import Config, format_duration
 from etl.errors import EtlError
 from etl.warehouse import db, schema
 from etl.warehouse.engine import connect
+from etl.warehouse.load import OPEN_STATES
 
 __all__ = [
     "ZvmStatus",
@@ -119,7 +120,7 @@ def _zvm_status(engine: Engine, name: str, url: str | None, now: datetime) -> Zv
         still_open = conn.execute(
             select(func.count())
             .select_from(tasks)
-            .where(tasks.c.zvm == name, tasks.c.state.not_in(sorted(schema.FINAL_STATES)))
+            .where(tasks.c.zvm == name, tasks.c.state.in_(OPEN_STATES))
         ).scalar_one()
     started_cursor = values.get("started")
     return ZvmStatus(

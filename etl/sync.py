@@ -255,7 +255,7 @@ def sync_zvm(
     def work(client: ZvmClient, run_id: int, now: datetime) -> LoadCounts:
         task = Pass(engine, zvm, settings, client, trigger=trigger, run_id=run_id, now=now)
         task.clock = clock
-        return task.run_sync()
+        return task.run_sync().counts
 
     return _run(engine, zvm, trigger=trigger, work=work, client_factory=client_factory, clock=clock)
 
@@ -272,12 +272,13 @@ def backfill_zvm(
     clock: Clock = utc_now,
 ) -> RunResult:
     """(Re)load tasks started in ``[since, until]`` (until None: up to now, open-ended), in
-    bounded windows, in one transaction. The cursors are never moved."""
+    bounded windows, each committed on its own. The cursors are never moved; an interrupted
+    backfill of the same range resumes after its last committed window."""
 
     def work(client: ZvmClient, run_id: int, now: datetime) -> LoadCounts:
         task = Pass(engine, zvm, settings, client, trigger="backfill", run_id=run_id, now=now)
         task.clock = clock
-        return task.run_backfill(since, until, on_window)
+        return task.run_backfill(since, until, on_window).counts
 
     return _run(
         engine, zvm, trigger="backfill", work=work, client_factory=client_factory, clock=clock

@@ -20,17 +20,29 @@ Nothing here commits: the pass commits once, with the cursors and its ``etl_runs
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Table, bindparam, delete, func, select, update
 
 from etl.normalize import Rejected, TaskRecord
 from etl.warehouse import schema
 from etl.warehouse.upsert import chunked, select_in, upsert
 
-__all__ = ["LoadCounts", "TaskLoader", "read_cursors", "save_cursors", "upsert_task_types"]
+__all__ = [
+    "LoadCounts",
+    "LoadState",
+    "TaskLoader",
+    "delete_cursor",
+    "read_cursors",
+    "save_cursors",
+    "upsert_task_types",
+]
+
+OPEN_STATES = sorted(set(schema.TASK_STATES) - schema.FINAL_STATES)
+"""States a task can still leave (listed, not negated: an index on the state serves it)."""
 
 _SOURCE_COLUMNS = (
     "task_id",
@@ -70,6 +82,18 @@ class LoadCounts:
     rejected: int = 0
 
 
+@dataclass
+class LoadState:
+    """What a pass loaded so far, across the transactions it commits: the counts, the
+    newest ``Started``/``Completed`` (where the cursors move), and how often each site
+    identifier appeared in task identifiers (the ZVM's own site is the commonest)."""
+
+    counts: LoadCounts = field(default_factory=LoadCounts)
+    max_started: datetime | None = None
+    max_completed: datetime | None = None
+    site_counts: dict[str, int] = field(default_factory=dict)
+
+
 def upsert_task_types(
     conn: Connection, names: Iterable[str], *, now: datetime, listed_by_zvm: bool
 ) -> None:
@@ -106,18 +130,30 @@ def save_cursors(conn: Connection, zvm: str, values: dict[str, datetime], *, now
     upsert(conn, schema.sync_cursors, rows, key=["zvm", "cursor"], update=["value", "updated_at"])
 
 
+def delete_cursor(conn: Connection, zvm: str, name: str) -> None:
+    """Forget a cursor (a finished backfill's progress)."""
+    table = schema.sync_cursors
+    conn.execute(delete(table).where(table.c.zvm == zvm, table.c.cursor == name))
+
+
 class TaskLoader:
     """The load side of one pass over one ZVM (see the module docstring)."""
 
-    def __init__(self, conn: Connection, *, zvm: str, run_id: int, now: datetime) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        *,
+        zvm: str,
+        run_id: int,
+        now: datetime,
+        state: LoadState | None = None,
+    ) -> None:
         self.conn = conn
         self.zvm = zvm
         self.run_id = run_id
         self.now = now
-        self.counts = LoadCounts()
-        self.max_started: datetime | None = None
-        self.max_completed: datetime | None = None
-        self.site_counts: dict[str, int] = {}
+        self.state = state if state is not None else LoadState()
+        self.counts = self.state.counts
         self._known_types: set[str] = set()
 
     # -- tasks -------------------------------------------------------------------------
@@ -179,19 +215,19 @@ class TaskLoader:
         )
 
     def _track_cursors(self, records: Sequence[TaskRecord]) -> None:
+        state = self.state
         started = max(r.started_at for r in records)
-        if self.max_started is None or started > self.max_started:
-            self.max_started = started
+        if state.max_started is None or started > state.max_started:
+            state.max_started = started
         completed = [r.completed_at for r in records if r.completed_at is not None]
         if completed:
             latest = max(completed)
-            if self.max_completed is None or latest > self.max_completed:
-                self.max_completed = latest
+            if state.max_completed is None or latest > state.max_completed:
+                state.max_completed = latest
+        counts = state.site_counts
         for record in records:
             if record.site_identifier:
-                self.site_counts[record.site_identifier] = (
-                    self.site_counts.get(record.site_identifier, 0) + 1
-                )
+                counts[record.site_identifier] = counts.get(record.site_identifier, 0) + 1
 
     def _save_types(self, names: Iterable[str]) -> None:
         unknown = set(names) - self._known_types
@@ -223,6 +259,7 @@ class TaskLoader:
 
     def _task_row(self, record: TaskRecord) -> dict[str, Any]:
         row = {name: getattr(record, name) for name in _SOURCE_COLUMNS}
+        row["payload"] = orjson.Fragment(record.payload)  # written as it is, not re-encoded
         row["task_identifier"] = record.task_identifier
         row["zvm"] = self.zvm
         row["first_seen_at"] = row["last_seen_at"] = row["last_changed_at"] = self.now
@@ -284,22 +321,28 @@ class TaskLoader:
         if rows:
             self.conn.execute(schema.rejected_tasks.insert(), rows)
 
-    def open_tasks(self, *, started_since: datetime | None = None) -> list[str]:
-        """Identifiers of this ZVM's tasks not in a final state (optionally only those
-        started since ``started_since``: older ones are past the ZVM's retention)."""
+    def open_tasks(
+        self, *, started_since: datetime | None = None, not_seen_since: datetime | None = None
+    ) -> list[str]:
+        """Identifiers of this ZVM's tasks not in a final state, oldest first; optionally
+        only those started since ``started_since`` (older ones are past the ZVM's retention)
+        and those not received since ``not_seen_since`` (this pass's own ``now``)."""
         table = schema.tasks
         query = select(table.c.task_identifier).where(
-            table.c.zvm == self.zvm, table.c.state.not_in(sorted(schema.FINAL_STATES))
+            table.c.zvm == self.zvm, table.c.state.in_(OPEN_STATES)
         )
         if started_since is not None:
             query = query.where(table.c.started_at >= started_since)
+        if not_seen_since is not None:
+            query = query.where(table.c.last_seen_at < not_seen_since)
         return list(self.conn.execute(query.order_by(table.c.started_at)).scalars())
 
     def learn_site(self) -> None:
         """Record the ZVM's own site identifier (the commonest one in its tasks) once."""
-        if not self.site_counts:
+        counts = self.state.site_counts
+        if not counts:
             return
-        site = max(self.site_counts, key=lambda s: (self.site_counts[s], s))
+        site = max(counts, key=lambda s: (counts[s], s))
         table = schema.zvms
         self.conn.execute(
             update(table)

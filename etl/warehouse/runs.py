@@ -93,6 +93,26 @@ def finish_run(
     )
 
 
+def record_progress(
+    conn: Connection, run_id: int, counts: LoadCounts, *, requests: int, retries: int
+) -> None:
+    """The counts of what a running pass committed so far, inside the transaction that
+    commits it (a pass that fails later keeps what it committed, and its counts)."""
+    conn.execute(
+        update(schema.etl_runs)
+        .where(schema.etl_runs.c.run_id == run_id)
+        .values(
+            tasks_received=counts.received,
+            tasks_inserted=counts.inserted,
+            tasks_updated=counts.updated,
+            tasks_unchanged=counts.unchanged,
+            tasks_rejected=counts.rejected,
+            requests=requests,
+            retries=retries,
+        )
+    )
+
+
 def fail_run(
     engine: Engine, run_id: int, error: str, *, requests: int, retries: int, now: datetime
 ) -> None:

@@ -20,6 +20,7 @@ import email.utils
 import gc
 import json
 import logging
+import re
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +31,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+import ijson
 import orjson
 from tenacity import (
     RetryCallState,
@@ -52,7 +54,7 @@ from etl.errors import (
 from etl.zvm.auth import RETRYABLE_STATUS, KeycloakAuth, SessionAuth, TransientLoginError
 from etl.zvm.dates import format_filter_date
 
-__all__ = ["Attempt", "AttemptObserver", "TaskFilters", "ZvmClient"]
+__all__ = ["Attempt", "AttemptObserver", "TaskFilters", "TaskList", "ZvmClient"]
 
 log = logging.getLogger(__name__)
 
@@ -258,18 +260,33 @@ class ZvmClient:
 
     # -- public API ------------------------------------------------------------------
 
-    def fetch_tasks(self, filters: TaskFilters | None = None) -> list[Any]:
-        """``GET /v1/tasks`` with ``filters``: the tasks as decoded JSON objects.
+    def fetch_task_list(self, filters: TaskFilters | None = None) -> TaskList:
+        """``GET /v1/tasks`` with ``filters``: the answer, whose tasks are decoded one at a
+        time as it is iterated (memory holds the body and one task, never every task).
 
-        The items are returned as received (not validated): normalization decides what is
-        a usable task. Raises ZvmResponseError when the answer is not a JSON array.
+        The whole body is received (with retries) before this returns, so iterating never
+        waits on the network. Raises ZvmResponseError when the answer is HTML or does not
+        start as a JSON array; iterating raises it when the JSON turns out invalid.
         """
         params = (filters or TaskFilters()).to_params()
         response = self._request("GET", "/v1/tasks", params=params)
-        body = self._json(response, "GET /v1/tasks")
-        if not isinstance(body, list):
-            raise self._shape_error("GET /v1/tasks", "a JSON array of tasks", body)
-        return body
+        what = "GET /v1/tasks"
+        self._refuse_html(response, what)
+        body = response.content
+        start = body.lstrip()[:1]
+        if start != b"[":
+            parsed = self._json(response, what)  # the JSON error, or the wrong shape
+            raise self._shape_error(what, "a JSON array of tasks", parsed)
+        return TaskList(body, self._invalid_json(response, what))
+
+    def fetch_tasks(self, filters: TaskFilters | None = None) -> list[Any]:
+        """``GET /v1/tasks`` with ``filters``: every task as a decoded JSON object.
+
+        The items are returned as received (not validated): normalization decides what is
+        a usable task. Raises ZvmResponseError when the answer is not a JSON array. Passes
+        use :meth:`fetch_task_list`, which never holds every decoded task at once.
+        """
+        return list(self.fetch_task_list(filters))
 
     def fetch_task(self, identifier: str) -> dict[str, Any] | None:
         """``GET /v1/tasks/{identifier}``: the task, or None when the ZVM no longer has it."""
@@ -473,7 +490,21 @@ class ZvmClient:
             url=self.base_url,
         )
 
-    def _json(self, response: httpx.Response, what: str) -> Any:
+    def _invalid_json(
+        self, response: httpx.Response, what: str
+    ) -> Callable[[Exception], ZvmResponseError]:
+        def error(exc: Exception) -> ZvmResponseError:
+            return ZvmResponseError(
+                f"ZVM {self.name} at {self.base_url} answered {what} with invalid JSON "
+                f"({exc}; {len(response.content)} bytes received)",
+                zvm=self.name,
+                url=self.base_url,
+                status_code=response.status_code,
+            )
+
+        return error
+
+    def _refuse_html(self, response: httpx.Response, what: str) -> None:
         content_type = response.headers.get("Content-Type", "")
         if "html" in content_type.lower() or response.content.lstrip()[:1] == b"<":
             raise ZvmResponseError(
@@ -484,6 +515,9 @@ class ZvmClient:
                 url=self.base_url,
                 status_code=response.status_code,
             )
+
+    def _json(self, response: httpx.Response, what: str) -> Any:
+        self._refuse_html(response, what)
         with _gc_paused():
             try:
                 return orjson.loads(response.content)
@@ -494,13 +528,7 @@ class ZvmClient:
                 # the standard library reads them, and normalization rejects such records.
                 return json.loads(response.content)
             except ValueError:
-                raise ZvmResponseError(
-                    f"ZVM {self.name} at {self.base_url} answered {what} with invalid JSON "
-                    f"({error}; {len(response.content)} bytes received)",
-                    zvm=self.name,
-                    url=self.base_url,
-                    status_code=response.status_code,
-                ) from None
+                raise self._invalid_json(response, what)(error) from None
 
     def _shape_error(self, what: str, expected: str, body: object) -> ZvmResponseError:
         return ZvmResponseError(
@@ -509,6 +537,37 @@ class ZvmClient:
             zvm=self.name,
             url=self.base_url,
         )
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+
+
+class TaskList:
+    """One ``GET /v1/tasks`` answer (:meth:`ZvmClient.fetch_task_list`): the body as
+    received, iterated as decoded task objects, one at a time (ijson's C parser), in order.
+
+    An escaped surrogate (``\\ud800``: .NET writes lone ones) makes the whole body decode
+    at once with the standard library instead, which keeps such a string as it is (the
+    streaming parser would replace it); normalization then rejects the record that holds
+    it. ``error`` turns a decoding failure into the ZvmResponseError to raise.
+    """
+
+    def __init__(self, body: bytes, error: Callable[[Exception], ZvmResponseError]) -> None:
+        self.body = body
+        self._error = error
+
+    def __iter__(self) -> Iterator[Any]:
+        if _SURROGATE_ESCAPE.search(self.body):
+            try:
+                items = json.loads(self.body)
+            except ValueError as exc:
+                raise self._error(exc) from None
+            yield from items if isinstance(items, list) else []
+            return
+        try:
+            yield from ijson.items(self.body, "item", use_float=True)
+        except ijson.JSONError as exc:
+            raise self._error(exc) from None
 
 
 @contextmanager
