@@ -479,6 +479,46 @@ def export(
         click.echo(f"Wrote {result.rows} rows of {name} to {out} ({fmt}).", err=True)
 
 
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The HTML file to write (replaced if it exists).",
+)
+@click.option(
+    "--since",
+    callback=_parsed(parse_date),
+    metavar="DATE",
+    help="Start of the period: tasks started on or after DATE [default: 30 days ago].",
+)
+@click.option("--zvm", metavar="NAME", default=None, help="Only this ZVM [default: every ZVM].")
+@_config(zvm_secrets=False)
+def report(config: Config, out: Path, since: datetime | None, zvm: str | None) -> None:
+    """Write one self-contained HTML page of charts and tables (opens with no network).
+
+    Tasks per day by state, failures per week by type, durations by type, DR-test coverage
+    per VPG, top initiators and ETL health per ZVM. Times are UTC.
+
+    \b
+    Example:
+        zvm-etl report --out report.html --since 2025-01-01
+    """
+    from datetime import UTC
+
+    from etl.report import write_report
+    from etl.warehouse.db import check_schema
+
+    start = since or datetime.now(UTC) - timedelta(days=30)
+    engine = make_engine(config.warehouse.url, sqlite_begin="DEFERRED")
+    try:
+        check_schema(engine)
+        write_report(engine, out, since=start, zvm=zvm)
+    finally:
+        engine.dispose()
+    click.echo(f"Wrote the report to {out.resolve()}")
+
+
 def main() -> None:
     """Entry point of the ``zvm-etl`` console script."""
     cli(prog_name="zvm-etl")
