@@ -462,7 +462,7 @@ def export(
             name,
             fmt=fmt,
             out=out,
-            stdout=click.get_binary_stream("stdout"),
+            stdout=sys.stdout.buffer,
             since=since,
             until=until,
             zvm=zvm,
