@@ -146,8 +146,11 @@ def read_chunks(
     writers always learn the columns."""
     import pandas as pd
 
-    streaming = connection.execution_options(stream_results=True, max_row_buffer=chunk_rows)
-    result = streaming.execute(source.statement, source.params)
+    result = connection.execute(
+        source.statement,
+        source.params,
+        execution_options={"stream_results": True, "max_row_buffer": chunk_rows},
+    )
     columns = list(result.keys())
     dialect = connection.dialect.name
     seen = False
@@ -274,7 +277,8 @@ def _view_source(
     until: datetime | None,
     zvm: str | None,
 ) -> Source:
-    columns = list(connection.execute(sa.text(f"SELECT * FROM {name} WHERE 1 = 0")).keys())
+    with connection.execute(sa.text(f"SELECT * FROM {name} WHERE 1 = 0")) as probe:
+        columns = list(probe.keys())
     wanted = {"--since": since, "--until": until}
     if any(value is not None for value in wanted.values()) and "started_at" not in columns:
         raise ExportError(
