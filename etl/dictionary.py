@@ -102,12 +102,12 @@ def render_dictionary() -> str:
         if doc is None:
             missing.append(f"view {name}: not in etl.warehouse.viewdocs.VIEW_DOCS")
             continue
-        for column in columns:
-            if column not in doc.columns:
-                missing.append(f"column {name}.{column}: not in VIEW_DOCS")
-        for column in doc.columns:
-            if column not in columns:
-                missing.append(f"column {name}.{column}: in VIEW_DOCS but not in the view")
+        for shown in columns:
+            if shown not in doc.columns:
+                missing.append(f"column {name}.{shown}: not in VIEW_DOCS")
+        for documented in doc.columns:
+            if documented not in columns:
+                missing.append(f"column {name}.{documented}: in VIEW_DOCS but not in the view")
         version = versions[name][-1]
         lines += [
             f"### `{name}`",

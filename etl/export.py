@@ -28,7 +28,7 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -140,7 +140,7 @@ def resolve(
 
 def read_chunks(
     connection: Connection, source: Source, *, chunk_rows: int = CHUNK_ROWS
-) -> Iterator[pd.DataFrame]:
+) -> Generator[pd.DataFrame, None, None]:
     """The rows of ``source``, ``chunk_rows`` at a time, as frames with uniform values (see
     the module docstring). At least one frame comes, empty when there are no rows, so
     writers always learn the columns."""

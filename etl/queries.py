@@ -30,7 +30,9 @@ from etl.warehouse.sqlfiles import query_names, query_sql
 __all__ = ["Parameter", "ReadyQuery", "bind_parameters", "read_queries", "read_query"]
 
 _ITEM = re.compile(
-    r"^(?:(?P<key>Question|Grain):\s*|Parameter (?P<param>[a-z_]+) = (?P<default>\d+|'[^']*'):\s*)(?P<text>.*)$"
+    r"^(?:(?P<key>Question|Grain):\s*"
+    r"|Parameter (?P<param>[a-z_]+) = (?P<default>\d+|'[^']*'):\s*)"
+    r"(?P<text>.*)$"
 )
 
 

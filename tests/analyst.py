@@ -66,16 +66,18 @@ WEEK_B = _week_start(NOW) - 7 * DAY
 FAILOVER_TESTS = [
     Task("ft1.s", "nyc", "FailOverTest", 6, NOW - 10 * DAY, 120.0, "José Álvarez", ("vpg-a",)),
     Task("ft2.s", "nyc", "FailOverTest", 6, NOW - 40 * DAY, 300.0, "admin", ("vpg-a",)),
-    Task(
-        "ft3.s", "nyc", "FailOverTest", 4, NOW - 5 * DAY, 60.0, "admin", ("vpg-b",), "Peer down"
-    ),
+    Task("ft3.s", "nyc", "FailOverTest", 4, NOW - 5 * DAY, 60.0, "admin", ("vpg-b",), "Peer down"),
     Task("ft4.s", "nyc", "FailOverTest", 6, NOW - 120 * DAY, 200.0, "admin", ("vpg-b",)),
     Task("ft5.s", "lon", "FailOverTest", 6, NOW - 20 * DAY, 90.0, "svc", ("vpg-c",)),
     Task("ft6.s", "nyc", "FailOverTest", 6, NOW - 15 * DAY, 80.0, "admin", ("vpg-d",)),
 ]
 WEEKLY_MOVES = [
-    Task("mA1.s", "nyc", "Move", 4, WEEK_A + DAY + timedelta(hours=9), 100.0, "admin", (), "Timeout"),
-    Task("mA2.s", "nyc", "Move", 4, WEEK_A + DAY + timedelta(hours=10), 110.0, "admin", (), "Timeout"),
+    Task(
+        "mA1.s", "nyc", "Move", 4, WEEK_A + DAY + timedelta(hours=9), 100.0, "admin", (), "Timeout"
+    ),
+    Task(
+        "mA2.s", "nyc", "Move", 4, WEEK_A + DAY + timedelta(hours=10), 110.0, "admin", (), "Timeout"
+    ),
     Task("mA3.s", "nyc", "Move", 4, WEEK_A + 2 * DAY, 120.0, "admin", (), "Disk full"),
     Task("mA4.s", "nyc", "Move", 6, WEEK_A + 3 * DAY, 400.0, "José Álvarez"),
     Task("mB1.s", "nyc", "Move", 6, WEEK_B + 2 * DAY, 200.0, "admin"),

@@ -94,7 +94,14 @@ def test_view_filters(config: Path) -> None:
     since = NOW - timedelta(days=11)
     until = NOW - timedelta(days=4)
     code, out, _ = run(
-        config, "v_tasks", "--since", since.isoformat(), "--until", until.isoformat(), "--zvm", "nyc"
+        config,
+        "v_tasks",
+        "--since",
+        since.isoformat(),
+        "--until",
+        until.isoformat(),
+        "--zvm",
+        "nyc",
     )
     assert code == 0
     got = {r["task_identifier"] for r in csv.DictReader(io.StringIO(out))}

@@ -16,6 +16,7 @@ from sqlalchemy.engine import Engine
 
 from etl import resources
 from etl.errors import InstallationError, SchemaMismatch, WarehouseUnavailable
+from etl.queries import bind_parameters, read_queries
 from etl.warehouse import db, schema, sqlfiles
 from etl.warehouse.types import NaiveDatetimeError
 
@@ -201,8 +202,10 @@ def test_keys_compare_exactly_on_every_database(warehouse: Engine) -> None:
 def test_every_view_and_query_runs_on_an_empty_warehouse(warehouse: Engine) -> None:
     for view in VIEWS:
         assert rows(warehouse, f"SELECT * FROM {view}") == []
-    for name in sqlfiles.query_names():
-        rows(warehouse, sqlfiles.query_sql(name, dialect=warehouse.dialect.name))
+    for query in read_queries():
+        with warehouse.connect() as connection:
+            sql = sa.text(query.sql(dialect=warehouse.dialect.name))
+            assert connection.execute(sql, bind_parameters(query, {})).all() == []
 
 
 def test_views_with_data(warehouse: Engine) -> None:

@@ -76,8 +76,11 @@ def test_postgresql_reader(server: Engine) -> None:
     try:
         for _ in range(2):
             done = subprocess.run(
-                [psql, "-X", "-q", "-v", f"reader={reader}", "-v", f"owner={owner}"]
-                + ["-f", str(ROOT / "sql/roles/postgresql.sql"), admin_url],
+                [
+                    psql,
+                    *("-X", "-q", "-v", f"reader={reader}", "-v", f"owner={owner}"),
+                    *("-f", str(ROOT / "sql/roles/postgresql.sql"), admin_url),
+                ],
                 capture_output=True,
                 text=True,
                 check=False,

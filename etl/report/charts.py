@@ -158,7 +158,9 @@ def render_dr_coverage(dr_tests: pd.DataFrame, *, days: int) -> str | None:
     ``days``; VPGs never tested are listed in the table, not drawn."""
     import plotly.graph_objects as go
 
-    tested = dr_tests[dr_tests["last_success_started_at"].notna()] if not dr_tests.empty else dr_tests
+    tested = (
+        dr_tests[dr_tests["last_success_started_at"].notna()] if not dr_tests.empty else dr_tests
+    )
     if tested.empty:
         return None
     names = display_names(tested["vpg_name"], tested["vpg_identifier"])
@@ -180,7 +182,9 @@ def render_dr_coverage(dr_tests: pd.DataFrame, *, days: int) -> str | None:
         x=days, y=1, yref="paper", text=f"{days} days", showarrow=False, yanchor="bottom"
     )
     _layout(
-        figure, xaxis_title="days since the last successful test", height=max(300, 22 * len(order) + 120)
+        figure,
+        xaxis_title="days since the last successful test",
+        height=max(300, 22 * len(order) + 120),
     )
     return _html(figure, "chart-dr-coverage")
 

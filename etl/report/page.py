@@ -110,7 +110,9 @@ def _summary(data: ReportData) -> list[tuple[str, str, str]]:
 
 
 def _dr_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    names = charts.display_names(frame["vpg_name"], frame["vpg_identifier"]) if len(frame) else []
+    names: list[Any] = (
+        list(charts.display_names(frame["vpg_name"], frame["vpg_identifier"])) if len(frame) else []
+    )
     rows = []
     for (_, row), name in zip(frame.iterrows(), names, strict=True):
         rows.append(

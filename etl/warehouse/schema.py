@@ -122,7 +122,10 @@ zvms = _table(
     Column(
         "site_identifier",
         IDENTIFIER,
-        doc="the ZVM's own site identifier (from /v1/localsite, or the commonest site part of its task identifiers); null until known",
+        doc=(
+            "the ZVM's own site identifier (from /v1/localsite, or the commonest site part of its "
+            "task identifiers); null until known"
+        ),
     ),
     Column("added_at", UtcDateTime(), nullable=False, doc="when this ETL first ran a pass over it"),
     Column(
@@ -176,7 +179,9 @@ task_types = _table(
         Boolean,
         nullable=False,
         server_default=false(),
-        doc="true once some ZVM's GET /v1/tasks/types listed it; false for types only seen in tasks",
+        doc=(
+            "true once some ZVM's GET /v1/tasks/types listed it; false for types only seen in tasks"
+        ),
     ),
     Column("first_seen_at", UtcDateTime(), nullable=False, doc="when the ETL first met the type"),
 )
@@ -238,7 +243,10 @@ tasks = _table(
     Column(
         "started_utc_offset_minutes",
         Integer,
-        doc="the UTC offset written in the source value of Started (add it for the ZVM's local time); null when none was given",
+        doc=(
+            "the UTC offset written in the source value of Started (add it for the ZVM's local "
+            "time); null when none was given"
+        ),
     ),
     Column("completed_utc_offset_minutes", Integer, doc="the same for Completed"),
     Column(
@@ -257,7 +265,10 @@ tasks = _table(
         "payload_hash",
         String(64),
         nullable=False,
-        doc="sha256 (hex) of the payload as received: how a load tells an updated task from an unchanged one",
+        doc=(
+            "sha256 (hex) of the payload as received: how a load tells an updated task from an "
+            "unchanged one"
+        ),
     ),
     Column(
         "first_seen_at", UtcDateTime(), nullable=False, doc="when the ETL first loaded the task"
@@ -387,7 +398,10 @@ task_status_changes = _table(
     Column(
         "observed_at",
         UtcDateTime(),
-        doc="when the pass that saw this (state, progress) started, by the ETL host's clock (precision: the sync interval)",
+        doc=(
+            "when the pass that saw this (state, progress) started, by the ETL host's clock "
+            "(precision: the sync interval)"
+        ),
     ),
     Column("state", Integer, nullable=False, doc="the state seen"),
     Column("progress", Integer, doc="the progress seen"),
@@ -404,7 +418,10 @@ sync_cursors = _table(
         "value",
         UtcDateTime(),
         nullable=False,
-        doc="the largest source Started / Completed loaded for that ZVM (the ZVM's clock, in UTC); never moves back",
+        doc=(
+            "the largest source Started / Completed loaded for that ZVM (the ZVM's clock, in "
+            "UTC); never moves back"
+        ),
     ),
     Column("updated_at", UtcDateTime(), nullable=False, doc="when the cursor last moved"),
     PrimaryKeyConstraint("zvm", "cursor"),
