@@ -318,10 +318,10 @@ def _uniform(frame: pd.DataFrame, *, dialect: str) -> pd.DataFrame:
 
     for column in frame.columns:
         series = frame[column]
-        values = [v for v in series if v is not None and v == v]  # v != v: NaN
-        if not values:
+        values = series[series.notna()]
+        if values.empty:
             continue
-        kinds = {type(v) for v in values}
+        kinds = set(map(type, values))
         if all(issubclass(k, datetime) for k in kinds):
             frame[column] = pd.to_datetime(series, utc=True)
         elif all(issubclass(k, date) for k in kinds):
@@ -338,7 +338,8 @@ def _uniform(frame: pd.DataFrame, *, dialect: str) -> pd.DataFrame:
         elif (
             dialect == "sqlite"
             and kinds == {str}
-            and all(_SQLITE_TIMESTAMP.match(v) for v in values)
+            and _SQLITE_TIMESTAMP.match(values.iloc[0])
+            and values.str.fullmatch(_SQLITE_TIMESTAMP).all()
         ):
             frame[column] = pd.to_datetime(series, utc=True, format="ISO8601")
     return frame
