@@ -13,7 +13,7 @@ help: ## List the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[postgres,mysql,simulator]' --group dev
+	$(BIN)/pip install --quiet -e '.[postgres,mysql,simulator,parquet]' --group dev
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install the package with every extra and the dev tools
@@ -33,10 +33,13 @@ format: $(STAMP) ## Rewrite the code with ruff's formatter and import sorting
 demo: $(STAMP) ## Start the bundled ZVM simulator and show what the ETL gets from it
 	$(BIN)/python scripts/demo.py
 
+dictionary: $(STAMP) ## Regenerate docs/data-dictionary.md from the schema and the view files
+	$(BIN)/python -m etl.dictionary docs/data-dictionary.md
+
 run: $(STAMP) ## Schedule syncs with ./config.yaml, or the bundled simulator into ./warehouse.db
 	$(BIN)/python scripts/localrun.py
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
 
-.PHONY: help install test lint format demo run clean
+.PHONY: help install test lint format demo dictionary run clean

@@ -14,15 +14,16 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import click
 
 from etl import __version__
 from etl.config import Config, load_config, parse_date, parse_duration
-from etl.errors import ConfigError, EtlError, WarehouseError
+from etl.errors import ConfigError, EtlError, ExportError, WarehouseError
 from etl.logs import configure_logging
-from etl.warehouse.engine import display_url
+from etl.warehouse.engine import display_url, make_engine
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -46,6 +47,9 @@ class _Cli(click.Group):
             click.echo("Configuration error:", err=True)
             for problem in error.problems:
                 click.echo(f"  {problem}", err=True)
+            ctx.exit(EXIT_CONFIG)
+        except ExportError as error:
+            click.echo(f"Error: {error}", err=True)
             ctx.exit(EXIT_CONFIG)
         except EtlError as error:
             click.echo(f"Error: {error}", err=True)
@@ -71,6 +75,20 @@ def _parsed(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Param
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         try:
             return parse(value) if isinstance(value, str) else value
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+    return callback
+
+
+def _parsed_many(
+    parse: Callable[[tuple[str, ...]], Any],
+) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """The same as :func:`_parsed` for an option given several times."""
+
+    def callback(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+        try:
+            return parse(tuple(values))
         except ValueError as exc:
             raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
@@ -354,6 +372,151 @@ def status(config: Config, as_json: bool, stale_after: timedelta | None) -> None
         render_status(rows)
     if any(row.unhealthy for row in rows):
         sys.exit(EXIT_STALE)
+
+
+def _params(values: tuple[str, ...]) -> dict[str, str]:
+    """``--param NAME=VALUE`` options as a dict (the last of a repeated NAME wins)."""
+    params: dict[str, str] = {}
+    for value in values:
+        name, equals, text = value.partition("=")
+        if not equals or not name.strip():
+            raise ValueError(f"{value!r} is not NAME=VALUE: write e.g. --param days=90")
+        params[name.strip()] = text
+    return params
+
+
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "json", "parquet"]),
+    default="csv",
+    show_default=True,
+    help="csv (with a header), json (one array of objects) or parquet (needs --out and "
+    "pyarrow: pip install 'zvm-task-etl[parquet]').",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file [default: standard output].",
+)
+@click.option(
+    "--since",
+    callback=_parsed(parse_date),
+    metavar="DATE",
+    help="Views only: rows whose started_at is at or after DATE (2024-01-31[T08:00:00Z]).",
+)
+@click.option(
+    "--until",
+    callback=_parsed(parse_date),
+    metavar="DATE",
+    help="Views only: rows whose started_at is before DATE.",
+)
+@click.option(
+    "--zvm",
+    metavar="NAME",
+    default=None,
+    help="Only this ZVM: a view's zvm column, or a ready query's zvm parameter.",
+)
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    callback=_parsed_many(_params),
+    metavar="NAME=VALUE",
+    help="Ready queries: set a parameter (repeatable), e.g. --param days=30.",
+)
+@_config(zvm_secrets=False)
+def export(
+    config: Config,
+    name: str,
+    fmt: str,
+    out: Path | None,
+    since: datetime | None,
+    until: datetime | None,
+    zvm: str | None,
+    params: dict[str, str],
+) -> None:
+    """Write a view (v_...) or a ready query (sql/queries/NAME.sql) as CSV, JSON or Parquet.
+
+    Rows are read and written in chunks, so memory stays flat on any size. Timestamps are
+    UTC (ISO-8601 with Z). A filter the view has no column for, or a parameter the query
+    does not take, is an error (exit 2); so is an unknown NAME, with the list of valid ones.
+
+    \b
+    Example:
+        zvm-etl export v_failover_tests --since 2025-01-01 --out tests.csv
+        zvm-etl export dr_test_evidence --param days=30 --format json
+        zvm-etl export v_tasks --format parquet --out tasks.parquet
+    """
+    from etl.export import export as run_export
+    from etl.warehouse.db import check_schema
+
+    engine = make_engine(config.warehouse.url, sqlite_begin="DEFERRED")
+    try:
+        check_schema(engine)
+        result = run_export(
+            engine,
+            name,
+            fmt=fmt,
+            out=out,
+            stdout=sys.stdout.buffer,
+            since=since,
+            until=until,
+            zvm=zvm,
+            params=params,
+        )
+    except BrokenPipeError:
+        # The reader went away (`zvm-etl export v_tasks | head`): stop quietly, as Python's
+        # documentation advises, with stdout pointed at /dev/null for the final flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(EXIT_FAILED)
+    finally:
+        engine.dispose()
+    if out is not None:
+        click.echo(f"Wrote {result.rows} rows of {name} to {out} ({fmt}).", err=True)
+
+
+@cli.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="The HTML file to write (replaced if it exists).",
+)
+@click.option(
+    "--since",
+    callback=_parsed(parse_date),
+    metavar="DATE",
+    help="Start of the period: tasks started on or after DATE [default: 30 days ago].",
+)
+@click.option("--zvm", metavar="NAME", default=None, help="Only this ZVM [default: every ZVM].")
+@_config(zvm_secrets=False)
+def report(config: Config, out: Path, since: datetime | None, zvm: str | None) -> None:
+    """Write one self-contained HTML page of charts and tables (opens with no network).
+
+    Tasks per day by state, failures per week by type, durations by type, DR-test coverage
+    per VPG, top initiators and ETL health per ZVM. Times are UTC.
+
+    \b
+    Example:
+        zvm-etl report --out report.html --since 2025-01-01
+    """
+    from datetime import UTC
+
+    from etl.report import write_report
+    from etl.warehouse.db import check_schema
+
+    start = since or datetime.now(UTC) - timedelta(days=30)
+    engine = make_engine(config.warehouse.url, sqlite_begin="DEFERRED")
+    try:
+        check_schema(engine)
+        write_report(engine, out, since=start, zvm=zvm)
+    finally:
+        engine.dispose()
+    click.echo(f"Wrote the report to {out.resolve()}")
 
 
 def main() -> None:

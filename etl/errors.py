@@ -15,7 +15,10 @@ to what, and how to fix it, and never contain a secret::
     ├── WarehouseError              the warehouse database failed
     │   ├── WarehouseUnavailable    cannot connect / the database went away
     │   └── SchemaMismatch          the schema is missing, behind or ahead of this code
-    └── InstallationError           the package's own files (migrations, SQL) are missing
+    ├── InstallationError           the package's own files (migrations, SQL) are missing
+    └── ExportError                 an export or report asked for what cannot be given: a
+        │                           filter the view has no column for, a bad parameter...
+        └── UnknownExportName       no view or ready query has that name (lists the valid ones)
 
 A pass over a ZVM never raises for that ZVM's failures: ``etl.sync`` records them in
 ``etl_runs`` and returns a failed ``RunResult``; the exceptions above reach the caller only
@@ -105,3 +108,22 @@ class SchemaMismatch(WarehouseError):
 class InstallationError(EtlError):
     """The package's own files (Alembic migrations, SQL views and queries) are missing or
     unreadable: the installation is broken, and reinstalling it is the fix."""
+
+
+class ExportError(EtlError):
+    """``zvm-etl export`` or ``report`` was asked for something that cannot be given: a
+    filter the view has no column for, a parameter the query does not take or a value it
+    cannot use, a format that needs ``--out``. The command line is wrong: nothing ran."""
+
+
+class UnknownExportName(ExportError):
+    """No view (``v_...``) or ready query (``sql/queries/``) has this name. ``name`` is what
+    was asked for, ``valid`` every name that can be exported."""
+
+    def __init__(self, name: str, valid: list[str]) -> None:
+        super().__init__(
+            f"there is no view or ready query named {name!r}; the names that can be "
+            f"exported are: {', '.join(valid)}"
+        )
+        self.name = name
+        self.valid = valid

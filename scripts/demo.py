@@ -106,6 +106,9 @@ def main() -> None:
         print("\n-- row counts")
         print(counts.to_string(index=False))
     engine.dispose()
+    report = DEMO_DIR / "report.html"
+    _run("report", "--out", str(report), env=env)
+    print(f"\nThe report: {report.resolve()} (open it in a browser; it needs no network)")
     print(
         f"\nDone. Query the warehouse yourself: sqlite3 {warehouse}  (views: v_tasks, "
         "v_task_daily, v_failover_tests, v_task_vpgs, v_open_tasks, v_etl_health)"

@@ -110,12 +110,34 @@ def _table(name: str, *items: Any) -> Table:
 
 zvms = _table(
     "zvms",
-    Column("name", ZVM_NAME, primary_key=True),
-    Column("url", URL, nullable=False),
-    Column("site_identifier", IDENTIFIER),
-    Column("added_at", UtcDateTime(), nullable=False),
-    Column("names_refreshed_at", UtcDateTime()),
-    Column("names_error", Text),
+    Column(
+        "name", ZVM_NAME, primary_key=True, doc="the name given in the configuration (zvms[].name)"
+    ),
+    Column(
+        "url",
+        URL,
+        nullable=False,
+        doc="base URL of the ZVM API, without credentials; kept current with the configuration",
+    ),
+    Column(
+        "site_identifier",
+        IDENTIFIER,
+        doc=(
+            "the ZVM's own site identifier (from /v1/localsite, or the commonest site part of its "
+            "task identifiers); null until known"
+        ),
+    ),
+    Column("added_at", UtcDateTime(), nullable=False, doc="when this ETL first ran a pass over it"),
+    Column(
+        "names_refreshed_at",
+        UtcDateTime(),
+        doc="when its entity listings (names of VPGs, sites, hosts) were last read; null: never",
+    ),
+    Column(
+        "names_error",
+        Text,
+        doc="what failed the last time its listings were read; null when every listing answered",
+    ),
 )
 """One row per configured ZVM. ``site_identifier`` comes from ``/v1/localsite`` (or, until
 its names are read, from its tasks); ``names_refreshed_at`` is when its entity listings
@@ -123,41 +145,146 @@ were last read and ``names_error`` what failed then (null: every listing answere
 
 task_states = _table(
     "task_states",
-    Column("state", Integer, primary_key=True, autoincrement=False),
-    Column("name", String(64), nullable=False),
-    Column("is_final", Boolean, nullable=False),
+    Column(
+        "state",
+        Integer,
+        primary_key=True,
+        autoincrement=False,
+        doc="the Status.State number, 0 to 7",
+    ),
+    Column(
+        "name",
+        String(64),
+        nullable=False,
+        doc="the state's name (Completed, Failed, WaitingForUserInput...)",
+    ),
+    Column(
+        "is_final",
+        Boolean,
+        nullable=False,
+        doc="true for Failed, Stopped and Completed: a task never leaves them",
+    ),
 )
 
 task_types = _table(
     "task_types",
-    Column("name", TYPE_NAME, primary_key=True),
-    Column("listed_by_zvm", Boolean, nullable=False, server_default=false()),
-    Column("first_seen_at", UtcDateTime(), nullable=False),
+    Column(
+        "name",
+        TYPE_NAME,
+        primary_key=True,
+        doc="the task type as the ZVM writes it (free text; casing has varied between versions)",
+    ),
+    Column(
+        "listed_by_zvm",
+        Boolean,
+        nullable=False,
+        server_default=false(),
+        doc=(
+            "true once some ZVM's GET /v1/tasks/types listed it; false for types only seen in tasks"
+        ),
+    ),
+    Column("first_seen_at", UtcDateTime(), nullable=False, doc="when the ETL first met the type"),
 )
 
 tasks = _table(
     "tasks",
-    Column("task_identifier", IDENTIFIER, primary_key=True),
-    Column("zvm", ZVM_NAME, ForeignKey("zvms.name"), nullable=False),
-    Column("task_id", IDENTIFIER, nullable=False),
-    Column("site_identifier", IDENTIFIER),
-    Column("type", TYPE_NAME, ForeignKey("task_types.name"), nullable=False),
-    Column("state", Integer, ForeignKey("task_states.state"), nullable=False),
-    Column("progress", Integer),
-    Column("initiated_by", Text),
-    Column("complete_reason", Text),
-    Column("is_cancellable", Boolean),
-    Column("started_at", UtcDateTime(), nullable=False),
-    Column("completed_at", UtcDateTime()),
-    Column("started_utc_offset_minutes", Integer),
-    Column("completed_utc_offset_minutes", Integer),
-    Column("duration_seconds", Double()),
-    Column("link_href", Text),
-    Column("payload", Json(), nullable=False),
-    Column("payload_hash", String(64), nullable=False),
-    Column("first_seen_at", UtcDateTime(), nullable=False),
-    Column("last_seen_at", UtcDateTime(), nullable=False),
-    Column("last_changed_at", UtcDateTime(), nullable=False),
+    Column(
+        "task_identifier",
+        IDENTIFIER,
+        primary_key=True,
+        doc="TaskIdentifier (else Link.identifier), as received: <task uuid>.<site uuid>",
+    ),
+    Column(
+        "zvm",
+        ZVM_NAME,
+        ForeignKey("zvms.name"),
+        nullable=False,
+        doc="the ZVM it was first extracted from (zvms.name)",
+    ),
+    Column(
+        "task_id",
+        IDENTIFIER,
+        nullable=False,
+        doc="the part of task_identifier before the first '.'",
+    ),
+    Column(
+        "site_identifier",
+        IDENTIFIER,
+        doc="the part of task_identifier after the first '.' (the task's site); null when none",
+    ),
+    Column(
+        "type",
+        TYPE_NAME,
+        ForeignKey("task_types.name"),
+        nullable=False,
+        doc="Type (task_types.name)",
+    ),
+    Column(
+        "state",
+        Integer,
+        ForeignKey("task_states.state"),
+        nullable=False,
+        doc="Status.State (task_states.state)",
+    ),
+    Column("progress", Integer, doc="Status.Progress, percent; null when absent"),
+    Column("initiated_by", Text, doc="InitiatedBy: the user or service that started the task"),
+    Column(
+        "complete_reason",
+        Text,
+        doc="CompleteReason: the ZVM's words on how it ended (why it failed)",
+    ),
+    Column("is_cancellable", Boolean, doc="IsCancellable"),
+    Column("started_at", UtcDateTime(), nullable=False, doc="Started, in UTC"),
+    Column(
+        "completed_at",
+        UtcDateTime(),
+        doc="Completed, in UTC; null while the task has not completed",
+    ),
+    Column(
+        "started_utc_offset_minutes",
+        Integer,
+        doc=(
+            "the UTC offset written in the source value of Started (add it for the ZVM's local "
+            "time); null when none was given"
+        ),
+    ),
+    Column("completed_utc_offset_minutes", Integer, doc="the same for Completed"),
+    Column(
+        "duration_seconds",
+        Double(),
+        doc="completed_at - started_at in seconds, milliseconds included; null while not completed",
+    ),
+    Column("link_href", Text, doc="Link.href"),
+    Column(
+        "payload",
+        Json(),
+        nullable=False,
+        doc="the task object exactly as received, as JSON (JSONB on PostgreSQL)",
+    ),
+    Column(
+        "payload_hash",
+        String(64),
+        nullable=False,
+        doc=(
+            "sha256 (hex) of the payload as received: how a load tells an updated task from an "
+            "unchanged one"
+        ),
+    ),
+    Column(
+        "first_seen_at", UtcDateTime(), nullable=False, doc="when the ETL first loaded the task"
+    ),
+    Column(
+        "last_seen_at",
+        UtcDateTime(),
+        nullable=False,
+        doc="when the ETL last received the task from the ZVM",
+    ),
+    Column(
+        "last_changed_at",
+        UtcDateTime(),
+        nullable=False,
+        doc="when a load last found the task changed (its payload differed)",
+    ),
     Index(None, "zvm", "started_at"),
     Index(None, "completed_at"),
     Index(None, "state"),
@@ -173,17 +300,34 @@ def _entity(table: str, key: str, *names: Column[Any]) -> Table:
     listed: tuple[Any, ...] = ()
     if names:
         listed = (
-            Column("zvm", ZVM_NAME, ForeignKey("zvms.name")),
-            Column("listed_at", UtcDateTime()),
-            Column("unlisted_at", UtcDateTime()),
+            Column("zvm", ZVM_NAME, ForeignKey("zvms.name"), doc="the ZVM that listed it last"),
+            Column("listed_at", UtcDateTime(), doc="when a listing last included it"),
+            Column(
+                "unlisted_at",
+                UtcDateTime(),
+                doc="when a complete listing first lacked it after it had been listed (deleted); "
+                "null while it is listed",
+            ),
             Index(None, "zvm"),
         )
     return _table(
         table,
-        Column(key, IDENTIFIER, primary_key=True),
-        Column("href", Text),
-        Column("first_seen_at", UtcDateTime(), nullable=False),
-        Column("last_seen_at", UtcDateTime(), nullable=False),
+        Column(
+            key, IDENTIFIER, primary_key=True, doc="the entity's identifier, as the ZVM gives it"
+        ),
+        Column("href", Text, doc="the entity's href in a task's reference"),
+        Column(
+            "first_seen_at",
+            UtcDateTime(),
+            nullable=False,
+            doc="when a load first saw it (in a task or a listing)",
+        ),
+        Column(
+            "last_seen_at",
+            UtcDateTime(),
+            nullable=False,
+            doc="the last load that brought a new or changed task referencing it, or listed it",
+        ),
         *names,
         *listed,
     )
@@ -192,8 +336,18 @@ def _entity(table: str, key: str, *names: Column[Any]) -> Table:
 def _bridge(table: str, entity: Table, key: str) -> Table:
     return _table(
         table,
-        Column("task_identifier", IDENTIFIER, ForeignKey("tasks.task_identifier")),
-        Column(key, IDENTIFIER, ForeignKey(entity.c[key])),
+        Column(
+            "task_identifier",
+            IDENTIFIER,
+            ForeignKey("tasks.task_identifier"),
+            doc="the task (tasks.task_identifier)",
+        ),
+        Column(
+            key,
+            IDENTIFIER,
+            ForeignKey(entity.c[key]),
+            doc=f"an entity the task's RelatedEntities name ({entity.name}.{key})",
+        ),
         PrimaryKeyConstraint("task_identifier", key),
         Index(None, key),
     )
@@ -202,19 +356,24 @@ def _bridge(table: str, entity: Table, key: str) -> Table:
 vpgs = _entity(
     "vpgs",
     "vpg_identifier",
-    Column("name", Text),
-    Column("priority", Integer),
-    Column("configured_rpo_seconds", Integer),
-    Column("protected_site_identifier", IDENTIFIER),
-    Column("recovery_site_identifier", IDENTIFIER),
+    Column("name", Text, doc="VpgName, the last known one; null when never listed"),
+    Column("priority", Integer, doc="Priority: 0 Low, 1 Medium, 2 High"),
+    Column("configured_rpo_seconds", Integer, doc="ConfiguredRpoSeconds: the RPO target"),
+    Column("protected_site_identifier", IDENTIFIER, doc="the identifier of ProtectedSite"),
+    Column("recovery_site_identifier", IDENTIFIER, doc="the identifier of RecoverySite"),
 )
-hosts = _entity("hosts", "host_identifier", Column("name", Text), Column("vra_name", Text))
+hosts = _entity(
+    "hosts",
+    "host_identifier",
+    Column("name", Text, doc="VirtualizationHostName (or the VRA's HostDisplayName)"),
+    Column("vra_name", Text, doc="VraName: the VRA on the host"),
+)
 sites = _entity(
     "sites",
     "site_identifier",
-    Column("name", Text),
-    Column("location", Text),
-    Column("is_local", Boolean),
+    Column("name", Text, doc="SiteName (local site) or PeerSiteName (peer site)"),
+    Column("location", Text, doc="Location"),
+    Column("is_local", Boolean, doc="true for the ZVM's own site, false for a peer site"),
 )
 flr_sessions = _entity("flr_sessions", "flr_session_identifier")
 """Entity tables: one row per entity referenced by a task or listed by a ZVM. The names
@@ -230,10 +389,22 @@ task_flr_sessions = _bridge("task_flr_sessions", flr_sessions, "flr_session_iden
 
 task_status_changes = _table(
     "task_status_changes",
-    Column("task_identifier", IDENTIFIER, ForeignKey("tasks.task_identifier")),
-    Column("observed_at", UtcDateTime()),
-    Column("state", Integer, nullable=False),
-    Column("progress", Integer),
+    Column(
+        "task_identifier",
+        IDENTIFIER,
+        ForeignKey("tasks.task_identifier"),
+        doc="the task (tasks.task_identifier)",
+    ),
+    Column(
+        "observed_at",
+        UtcDateTime(),
+        doc=(
+            "when the pass that saw this (state, progress) started, by the ETL host's clock "
+            "(precision: the sync interval)"
+        ),
+    ),
+    Column("state", Integer, nullable=False, doc="the state seen"),
+    Column("progress", Integer, doc="the progress seen"),
     PrimaryKeyConstraint("task_identifier", "observed_at"),
 )
 """The primary key (task_identifier, observed_at) is also the "changes of a task, in order"
@@ -241,31 +412,85 @@ index: a second index on task_identifier would only slow the inserts down."""
 
 sync_cursors = _table(
     "sync_cursors",
-    Column("zvm", ZVM_NAME, ForeignKey("zvms.name")),
-    Column("cursor", String(64)),
-    Column("value", UtcDateTime(), nullable=False),
-    Column("updated_at", UtcDateTime(), nullable=False),
+    Column("zvm", ZVM_NAME, ForeignKey("zvms.name"), doc="the ZVM"),
+    Column("cursor", String(64), doc="started or completed"),
+    Column(
+        "value",
+        UtcDateTime(),
+        nullable=False,
+        doc=(
+            "the largest source Started / Completed loaded for that ZVM (the ZVM's clock, in "
+            "UTC); never moves back"
+        ),
+    ),
+    Column("updated_at", UtcDateTime(), nullable=False, doc="when the cursor last moved"),
     PrimaryKeyConstraint("zvm", "cursor"),
 )
 
 etl_runs = _table(
     "etl_runs",
-    Column("run_id", Integer, primary_key=True, autoincrement=True),
-    Column("zvm", ZVM_NAME, ForeignKey("zvms.name"), nullable=False),
-    Column("trigger", String(16), nullable=False),
-    Column("started_at", UtcDateTime(), nullable=False),
-    Column("finished_at", UtcDateTime()),
-    Column("status", String(16), nullable=False),
-    Column("tasks_received", Integer, nullable=False, server_default=text("0")),
-    Column("tasks_inserted", Integer, nullable=False, server_default=text("0")),
-    Column("tasks_updated", Integer, nullable=False, server_default=text("0")),
-    Column("tasks_unchanged", Integer, nullable=False, server_default=text("0")),
-    Column("tasks_rejected", Integer, nullable=False, server_default=text("0")),
-    Column("requests", Integer, nullable=False, server_default=text("0")),
-    Column("retries", Integer, nullable=False, server_default=text("0")),
-    Column("error", Text),
-    Column("host", String(255)),
-    Column("pid", Integer),
+    Column("run_id", Integer, primary_key=True, autoincrement=True, doc="increasing number"),
+    Column("zvm", ZVM_NAME, ForeignKey("zvms.name"), nullable=False, doc="the ZVM"),
+    Column("trigger", String(16), nullable=False, doc="sync, schedule or backfill"),
+    Column("started_at", UtcDateTime(), nullable=False, doc="when the pass started"),
+    Column("finished_at", UtcDateTime(), doc="when the pass ended; null while running"),
+    Column("status", String(16), nullable=False, doc="running, succeeded or failed"),
+    Column(
+        "tasks_received",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        doc="tasks the ZVM sent in the pass (0 unless it succeeded)",
+    ),
+    Column(
+        "tasks_inserted",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        doc="tasks new to the warehouse",
+    ),
+    Column(
+        "tasks_updated",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        doc="tasks whose payload had changed",
+    ),
+    Column(
+        "tasks_unchanged",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        doc="tasks received again unchanged",
+    ),
+    Column(
+        "tasks_rejected",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        doc="records that could not be loaded (see rejected_tasks)",
+    ),
+    Column(
+        "requests",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        doc="HTTP requests made to the ZVM, logins included",
+    ),
+    Column(
+        "retries",
+        Integer,
+        nullable=False,
+        server_default=text("0"),
+        doc="how many of those requests were retries",
+    ),
+    Column(
+        "error",
+        Text,
+        doc="for a failed pass: one paragraph (at most 2,000 characters), never a secret",
+    ),
+    Column("host", String(255), doc="the machine that ran the pass"),
+    Column("pid", Integer, doc="the process that ran the pass"),
     CheckConstraint(column("trigger").in_(RUN_TRIGGERS), name="trigger"),
     CheckConstraint(column("status").in_(RUN_STATUSES), name="status"),
     Index(None, "zvm", "started_at"),
@@ -275,13 +500,23 @@ etl_runs = _table(
 
 rejected_tasks = _table(
     "rejected_tasks",
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("run_id", Integer, ForeignKey("etl_runs.run_id"), nullable=False),
-    Column("zvm", ZVM_NAME, nullable=False),
-    Column("task_identifier", IDENTIFIER),
-    Column("received_at", UtcDateTime(), nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("payload", Text, nullable=False),
+    Column("id", Integer, primary_key=True, autoincrement=True, doc="increasing number"),
+    Column(
+        "run_id",
+        Integer,
+        ForeignKey("etl_runs.run_id"),
+        nullable=False,
+        doc="the pass that first received the record (etl_runs.run_id)",
+    ),
+    Column("zvm", ZVM_NAME, nullable=False, doc="the ZVM that sent it"),
+    Column(
+        "task_identifier",
+        IDENTIFIER,
+        doc="the task's identifier, when one could be read from the record",
+    ),
+    Column("received_at", UtcDateTime(), nullable=False, doc="when it was received"),
+    Column("reason", Text, nullable=False, doc="what is wrong, in words a person can act on"),
+    Column("payload", Text, nullable=False, doc="the raw record, as JSON text"),
     Index(None, "run_id"),
 )
 """Records that could not be loaded, with the raw text and a reason a person can act on;

@@ -59,6 +59,25 @@ def _family(dialect: str) -> str:
 
 def _macros(dialect: str) -> dict[str, Macro]:
     """The macros for one database: each takes SQL expressions (text) and returns SQL."""
+    macros = _dialect_macros(dialect)
+    floor = macros["floor"]
+
+    def percentile_cont(fraction: str, value: str, row: str, count: str) -> str:
+        # PostgreSQL's percentile_cont (linear interpolation between the two nearest rows),
+        # written with ROW_NUMBER() (row, 1-based, ordered by value) and COUNT() (count)
+        # windows, which every database has: an aggregate over one group's rows.
+        position = f"(1 + {fraction} * ({count} - 1))"
+        lower = floor(position)
+        return (
+            f"SUM(CASE WHEN {row} = {lower} THEN {value} * (1 - ({position} - {lower})) "
+            f"WHEN {row} = {lower} + 1 THEN {value} * ({position} - {lower}) ELSE 0 END)"
+        )
+
+    macros["percentile_cont"] = percentile_cont
+    return macros
+
+
+def _dialect_macros(dialect: str) -> dict[str, Macro]:
     family = _family(dialect)
     if family == "postgresql":
         return {
@@ -71,6 +90,14 @@ def _macros(dialect: str) -> dict[str, Macro]:
             "quarter_start": lambda: (
                 "date_trunc('quarter', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
             ),
+            "days_ago": lambda n: f"(now() - make_interval(days => CAST({n} AS integer)))",
+            "seconds_between": lambda a, b: (
+                f"CAST(EXTRACT(EPOCH FROM ({b} - {a})) AS double precision)"
+            ),
+            "week_start": lambda e: f"CAST(date_trunc('week', {e} AT TIME ZONE 'UTC') AS date)",
+            "iso_week": lambda e: f"to_char({e} AT TIME ZONE 'UTC', 'IYYY-\"W\"IW')",
+            "floor": lambda e: f"FLOOR({e})",
+            "string_agg": lambda e: f"string_agg({e}, ', ' ORDER BY {e})",
         }
     if family == "mysql":
         return {
@@ -80,6 +107,12 @@ def _macros(dialect: str) -> dict[str, Macro]:
             "quarter_start": lambda: (
                 "MAKEDATE(YEAR(UTC_DATE()), 1) + INTERVAL (QUARTER(UTC_DATE()) - 1) QUARTER"
             ),
+            "days_ago": lambda n: f"(UTC_TIMESTAMP(6) - INTERVAL {n} DAY)",
+            "seconds_between": lambda a, b: f"TIMESTAMPDIFF(MICROSECOND, {a}, {b}) / 1e6",
+            "week_start": lambda e: f"(DATE({e}) - INTERVAL WEEKDAY({e}) DAY)",
+            "iso_week": lambda e: f"DATE_FORMAT({e}, '%x-W%v')",
+            "floor": lambda e: f"FLOOR({e})",
+            "string_agg": lambda e: f"GROUP_CONCAT({e} ORDER BY {e} SEPARATOR ', ')",
         }
     if family == "sqlite":
         return {
@@ -90,6 +123,22 @@ def _macros(dialect: str) -> dict[str, Macro]:
                 "date('now', 'start of month', "
                 "'-' || ((CAST(strftime('%m', 'now') AS INTEGER) - 1) % 3) || ' months')"
             ),
+            # Text in the stored format (YYYY-MM-DD HH:MM:SS.SSS), so it compares as text.
+            "days_ago": lambda n: (
+                f"strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || CAST({n} AS TEXT) || ' days')"
+            ),
+            "seconds_between": lambda a, b: f"(julianday({b}) - julianday({a})) * 86400.0",
+            # The Monday on or before the day.
+            "week_start": lambda e: f"date({e}, '-6 days', 'weekday 1')",
+            # The ISO year and week are those of the week's Thursday (SQLite < 3.46 has no %V).
+            "iso_week": lambda e: (
+                f"(strftime('%Y', {e}, '-3 days', 'weekday 4') || '-W' || "
+                f"substr('0' || ((CAST(strftime('%j', {e}, '-3 days', 'weekday 4') AS INTEGER)"
+                " - 1) / 7 + 1), -2))"
+            ),
+            "floor": lambda e: f"CAST({e} AS INTEGER)",  # truncation: callers pass values >= 0
+            # No ORDER BY inside aggregates before SQLite 3.44: in no particular order.
+            "string_agg": lambda e: f"group_concat({e}, ', ')",
         }
     raise InstallationError(
         f"the warehouse's SQL is written for {', '.join(DIALECTS)} (and MariaDB), not for {dialect}"

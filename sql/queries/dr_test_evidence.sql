@@ -1,0 +1,80 @@
+-- Question: Has every VPG had a successful failover test lately: when, how long it took
+--   (a stand-in for the recovery time, RTO), and who ran it?
+-- Grain: one row per VPG the warehouse knows that its ZVM has not stopped listing
+--   (unlisted_at null; VPGs only ever seen in tasks are included).
+-- Parameter days = 90: the look-back in days; a VPG whose last successful test started
+--   before it, or that never had one, is a gap.
+-- Parameter zvm = '': only the VPGs of this ZVM (empty: every ZVM).
+-- A successful test is a FailOverTest task that Completed (state 6); its duration is the
+-- test failover's, not the later StopFailOverTest's. zvm is the ZVM that lists the VPG,
+-- else the one whose tasks named it. The gaps come first: never tested, then the oldest
+-- last success; then by name.
+WITH successes AS (
+    SELECT
+        tv.vpg_identifier,
+        t.task_identifier,
+        t.started_at,
+        t.completed_at,
+        t.duration_seconds,
+        t.initiated_by,
+        ROW_NUMBER() OVER (
+            PARTITION BY tv.vpg_identifier
+            ORDER BY t.started_at DESC, t.task_identifier DESC
+        ) AS newest_first
+    FROM tasks AS t
+    JOIN task_vpgs AS tv ON tv.task_identifier = t.task_identifier
+    WHERE LOWER(t.type) = 'failovertest' AND t.state = 6
+),
+window_tests AS (
+    SELECT
+        tv.vpg_identifier,
+        COUNT(*) AS tests,
+        SUM(CASE WHEN t.state = 4 THEN 1 ELSE 0 END) AS failed_tests
+    FROM tasks AS t
+    JOIN task_vpgs AS tv ON tv.task_identifier = t.task_identifier
+    WHERE LOWER(t.type) = 'failovertest' AND t.started_at >= ${days_ago(":days")}
+    GROUP BY tv.vpg_identifier
+),
+known_vpgs AS (
+    SELECT
+        v.vpg_identifier,
+        v.name,
+        v.priority,
+        COALESCE(
+            v.zvm,
+            (
+                SELECT MAX(t.zvm)
+                FROM task_vpgs AS tv
+                JOIN tasks AS t ON t.task_identifier = tv.task_identifier
+                WHERE tv.vpg_identifier = v.vpg_identifier
+            )
+        ) AS zvm
+    FROM vpgs AS v
+    WHERE v.unlisted_at IS NULL
+)
+SELECT
+    k.vpg_identifier,
+    k.name AS vpg_name,
+    k.zvm,
+    k.priority,
+    CASE k.priority WHEN 0 THEN 'Low' WHEN 1 THEN 'Medium' WHEN 2 THEN 'High' END
+        AS priority_name,
+    CASE WHEN s.started_at >= ${days_ago(":days")} THEN 1 ELSE 0 END AS tested_in_window,
+    COALESCE(w.tests, 0) AS tests_in_window,
+    COALESCE(w.failed_tests, 0) AS failed_tests_in_window,
+    s.task_identifier AS last_success_task_identifier,
+    s.started_at AS last_success_started_at,
+    s.completed_at AS last_success_completed_at,
+    s.duration_seconds AS last_success_duration_seconds,
+    s.initiated_by AS last_success_initiated_by,
+    ${seconds_since("s.started_at")} / 86400.0 AS days_since_last_success
+FROM known_vpgs AS k
+LEFT JOIN successes AS s ON s.vpg_identifier = k.vpg_identifier AND s.newest_first = 1
+LEFT JOIN window_tests AS w ON w.vpg_identifier = k.vpg_identifier
+WHERE (:zvm = '' OR k.zvm = :zvm)
+ORDER BY
+    tested_in_window,
+    CASE WHEN s.started_at IS NULL THEN 0 ELSE 1 END,
+    s.started_at,
+    COALESCE(k.name, k.vpg_identifier),
+    k.vpg_identifier;
