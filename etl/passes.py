@@ -33,7 +33,6 @@ one task at a time, normalized and written :data:`BATCH_SIZE` tasks at a time.
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -46,7 +45,8 @@ from sqlalchemy import Connection, Engine
 from etl.config import SyncConfig, ZvmConfig
 from etl.errors import ZvmResponseError
 from etl.names import Names, fetch_listings, normalize_listings
-from etl.normalize import Rejected, normalize_identifier, normalize_tasks
+from etl.normalize import normalize_identifier
+from etl.prefetch import Prefetch, Window, normalize_batches
 from etl.warehouse.load import (
     LoadState,
     TaskLoader,
@@ -89,10 +89,6 @@ BOUNDARY_OVERLAP = timedelta(seconds=1)
 def utc_now() -> datetime:
     """This host's clock: used for bookkeeping (etl_runs, first_seen_at), never for cursors."""
     return datetime.now(UTC)
-
-
-Window = tuple[datetime | None, datetime | None]
-"""(startedAfterDate, startedBeforeDate) of one request; None leaves that side open."""
 
 
 def plan_windows(
@@ -239,61 +235,43 @@ class Pass:
         progress: str | None = None,
         on_window: WindowCallback | None = None,
     ) -> None:
-        """Fetch each window, then write it in a transaction of its own with the cursors
-        that cover it (or the backfill's progress); a task in two overlapping windows is
-        loaded once."""
-        tail: set[str] = set()
-        for done, (after, before) in enumerate(windows, start=1):
-            tasks = self.client.fetch_task_list(
-                TaskFilters(started_after=after, started_before=before)
-            )
-            following = windows[done][0] if done < len(windows) else None
-            received = self.state.counts.received + self.state.counts.rejected
-            with self._transaction() as conn:
-                loader = self._loader(conn)
-                tail = self._load(loader, tasks, skip=tail, tail_from=following)
-                if move_cursors:
-                    self._save_cursors(conn, floor=floor)
-                if progress is not None and before is not None:
-                    save_cursors(conn, self.zvm.name, {progress: before}, now=self.now)
-                self._record_progress(conn)
-            count = self.state.counts.received + self.state.counts.rejected - received
-            # A progress bar (on_window) already shows each window to the person watching.
-            log.log(
-                logging.INFO if count and on_window is None else logging.DEBUG,
-                "ZVM %s: window %d/%d (%s to %s): %d tasks",
-                self.zvm.name,
-                done,
-                len(windows),
-                after.isoformat(timespec="seconds") if after else "the beginning",
-                before.isoformat(timespec="seconds") if before else "now",
-                count,
-            )
-            if on_window is not None:
-                on_window(done, len(windows))
+        """Write each window in a transaction of its own with the cursors that cover it (or
+        the backfill's progress), while the next batches are fetched and normalized on
+        another thread (:class:`~etl.prefetch.Prefetch`); a task in two overlapping windows
+        is written once."""
+        with Prefetch(self.client, windows, batch_size=BATCH_SIZE) as feed:
+            for done, ((after, before), batches) in enumerate(feed, start=1):
+                received = self.state.counts.received + self.state.counts.rejected
+                with self._transaction() as conn:
+                    loader = self._loader(conn)
+                    for batch in batches:
+                        loader.save_rejected(batch.rejected)
+                        loader.save_tasks(batch.records)
+                    if move_cursors:
+                        self._save_cursors(conn, floor=floor)
+                    if progress is not None and before is not None:
+                        save_cursors(conn, self.zvm.name, {progress: before}, now=self.now)
+                    self._record_progress(conn)
+                count = self.state.counts.received + self.state.counts.rejected - received
+                # A progress bar (on_window) already shows each window to the person watching.
+                log.log(
+                    logging.INFO if count and on_window is None else logging.DEBUG,
+                    "ZVM %s: window %d/%d (%s to %s): %d tasks",
+                    self.zvm.name,
+                    done,
+                    len(windows),
+                    after.isoformat(timespec="seconds") if after else "the beginning",
+                    before.isoformat(timespec="seconds") if before else "now",
+                    count,
+                )
+                if on_window is not None:
+                    on_window(done, len(windows))
 
-    def _load(
-        self,
-        loader: TaskLoader,
-        tasks: Iterable[Any],
-        *,
-        skip: set[str] | None = None,
-        tail_from: datetime | None = None,
-    ) -> set[str]:
-        """Normalize and save ``tasks`` in batches; return the identifiers started at or
-        after ``tail_from`` (the next window's overlap brings them again)."""
-        tail: set[str] = set()
-        for batch in _batches(tasks, BATCH_SIZE):
-            with _gc_paused():
-                records, rejected = normalize_tasks(batch)
-            del batch
-            if skip:
-                records = [r for r in records if r.task_identifier not in skip]
-            loader.save_rejected(_distinct(rejected))
-            loader.save_tasks(records)
-            if tail_from is not None:
-                tail.update(r.task_identifier for r in records if r.started_at >= tail_from)
-        return tail
+    def _load(self, loader: TaskLoader, tasks: Iterable[Any]) -> None:
+        """Normalize and save ``tasks`` in batches (in the caller's transaction)."""
+        for batch in normalize_batches(tasks, BATCH_SIZE):
+            loader.save_rejected(batch.rejected)
+            loader.save_tasks(batch.records)
 
     # -- the last transaction ---------------------------------------------------------------
 
@@ -430,35 +408,3 @@ class Pass:
     def _transaction(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:
             yield conn
-
-
-def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Normalizing a batch builds many small objects and frees them by reference counting:
-    the cyclic collector, which would run dozens of times, finds nothing."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-def _distinct(rejected: Sequence[Rejected]) -> list[Rejected]:
-    """The same bad record listed twice in one pass is kept once."""
-    seen: dict[str, Rejected] = {}
-    for item in rejected:
-        seen.setdefault(item.raw, item)
-    return list(seen.values())

@@ -6,10 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Dialect, Engine
 
 from etl.warehouse import schema
-from etl.warehouse.upsert import COPY_THRESHOLD, upsert
+from etl.warehouse.types import NaiveDatetimeError, UtcDateTime
+from etl.warehouse.upsert import COPY_THRESHOLD, _bulk_processor, insert_new, upsert
 
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123000, tzinfo=UTC)
 
@@ -59,3 +63,63 @@ def test_a_failed_batch_rolls_back_with_its_transaction(warehouse: Engine) -> No
         upsert(conn, schema.vpgs, bad, key=["vpg_identifier"])
     with warehouse.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(schema.vpgs)).scalar_one() == 0
+
+
+@pytest.mark.parametrize("count", [5, COPY_THRESHOLD + 50])
+def test_keep_columns_are_never_blanked(warehouse: Engine, count: int) -> None:
+    named = [r | {"name": f"VPG {i}"} for i, r in enumerate(rows(count, href="a", at=T0))]
+    unnamed = [r | {"name": None} for r in rows(count, href="b", at=T0)]
+    with warehouse.begin() as conn:
+        upsert(conn, schema.vpgs, named, key=["vpg_identifier"])
+        upsert(conn, schema.vpgs, unnamed, key=["vpg_identifier"], update=["href"], keep=["name"])
+    with warehouse.connect() as conn:
+        stored = conn.execute(sa.select(schema.vpgs.c.name, schema.vpgs.c.href)).all()
+    assert all(name.startswith("VPG ") and href.startswith("b/") for name, href in stored)
+
+
+@pytest.mark.parametrize("count", [5, COPY_THRESHOLD + 50])
+def test_insert_new_falls_back_to_an_upsert_when_some_rows_exist(
+    warehouse: Engine, count: int
+) -> None:
+    with warehouse.begin() as conn:
+        upsert(conn, schema.vpgs, rows(3, href="first", at=T0), key=["vpg_identifier"])
+        # Believed new, but three exist (another pass loaded them meanwhile): no error, the
+        # existing rows stay as they were and the others are added.
+        insert_new(conn, schema.vpgs, rows(count, href="second", at=T0), key=["vpg_identifier"])
+    with warehouse.connect() as conn:
+        query = sa.select(schema.vpgs.c.vpg_identifier, schema.vpgs.c.href)
+        stored = {identifier: href for identifier, href in conn.execute(query)}
+    assert len(stored) == count
+    assert [stored[f"vpg-{i}"] for i in range(3)] == ["first/0", "first/1", "first/2"]
+
+
+moments = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2999, 12, 31), timezones=st.timezones()
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(moment=moments)
+def test_bulk_timestamps_are_written_as_the_column_type_binds_them(moment: datetime) -> None:
+    """The bulk path's fast timestamp writer gives what the type's own processing gives."""
+    column_type = UtcDateTime()
+    dialects: list[Dialect] = [
+        sqlite.dialect(),
+        postgresql.psycopg.dialect(),  # type: ignore[no-untyped-call]
+        mysql.pymysql.dialect(),
+    ]
+    for dialect in dialects:
+        fast = _bulk_processor(column_type, dialect)
+        assert fast is not None
+        # What a Core statement binds: the type's processing, then (SQLite) its text format.
+        reference = column_type.dialect_impl(dialect).bind_processor(dialect)
+        if dialect.name == "sqlite":
+            assert reference is not None
+            expected = reference(moment)
+        else:
+            expected = column_type.process_bind_param(moment, dialect)
+        assert fast(moment) == expected
+    with pytest.raises(NaiveDatetimeError):
+        writer = _bulk_processor(column_type, sqlite.dialect())
+        assert writer is not None
+        writer(datetime(2025, 1, 1))

@@ -37,6 +37,9 @@ from etl.errors import WarehouseUnavailable
 __all__ = ["connect", "display_url", "make_engine", "unavailable"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_CACHE_KIB = 65_536
+"""SQLite's page cache per connection (the default is 2 MiB): the indexes of a big table
+stay in memory while a pass loads."""
 CONNECT_TIMEOUT_S = 10
 
 _MYSQL_INIT = (
@@ -145,6 +148,7 @@ def _configure_sqlite(engine: Engine, *, begin: str) -> None:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         finally:
             cursor.close()
 

@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, func, select, updat
 
 from etl.normalize import Rejected, TaskRecord
 from etl.warehouse import schema
-from etl.warehouse.upsert import chunked, select_in, upsert
+from etl.warehouse.upsert import chunked, insert_new, select_in, upsert
 
 __all__ = [
     "LoadCounts",
@@ -44,6 +44,7 @@ __all__ = [
 OPEN_STATES = sorted(set(schema.TASK_STATES) - schema.FINAL_STATES)
 """States a task can still leave (listed, not negated: an index on the state serves it)."""
 
+_TASK_KEY = ("task_identifier",)
 _SOURCE_COLUMNS = (
     "task_id",
     "site_identifier",
@@ -207,11 +208,8 @@ class TaskLoader:
         self._save_task_rows(new, changed)
         self._touch(unchanged)
         self._save_bridges(new, changed)
-        upsert(
-            self.conn,
-            schema.task_status_changes,
-            history,
-            key=["task_identifier", "observed_at"],
+        insert_new(
+            self.conn, schema.task_status_changes, history, key=["task_identifier", "observed_at"]
         )
 
     def _track_cursors(self, records: Sequence[TaskRecord]) -> None:
@@ -248,12 +246,12 @@ class TaskLoader:
             upsert(self.conn, table, rows, key=[key], update=["href", "last_seen_at"])
 
     def _save_task_rows(self, new: list[TaskRecord], changed: list[TaskRecord]) -> None:
-        rows = [self._task_row(r) for r in (*new, *changed)]
+        insert_new(self.conn, schema.tasks, [self._task_row(r) for r in new], key=_TASK_KEY)
         upsert(
             self.conn,
             schema.tasks,
-            rows,
-            key=["task_identifier"],
+            [self._task_row(r) for r in changed],
+            key=_TASK_KEY,
             update=[*_SOURCE_COLUMNS, "last_seen_at", "last_changed_at"],
         )
 
@@ -283,12 +281,13 @@ class TaskLoader:
             )
             for chunk in chunked(replaced):
                 self.conn.execute(statement, {"keys": list(chunk)})
+            # New tasks have no bridge rows, and changed ones just lost theirs: all new.
             rows = [
                 {"task_identifier": record.task_identifier, key: identifier}
                 for record in (*new, *changed)
                 for identifier, _href in getattr(record, attribute)
             ]
-            upsert(self.conn, bridge, rows, key=["task_identifier", key])
+            insert_new(self.conn, bridge, rows, key=["task_identifier", key])
 
     # -- the rest of a pass ----------------------------------------------------------------
 

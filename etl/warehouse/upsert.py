@@ -9,15 +9,20 @@ Callers pass plain dicts whose keys are the table's column names.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Table, bindparam, func, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import ColumnElement, Executable
+from sqlalchemy.types import TypeEngine
 
-__all__ = ["chunked", "select_in", "upsert"]
+from etl.warehouse.types import UtcDateTime
+
+__all__ = ["chunked", "insert_new", "select_in", "upsert"]
 
 T = TypeVar("T")
 
@@ -84,7 +89,40 @@ def upsert(
     if conn.dialect.name == "sqlite":
         _sqlite_upsert(conn, table, rows, key=key, update=update, keep=keep)
         return
-    conn.execute(_statement(conn, table, key, update, keep), list(rows))
+    statement = _statement(conn, table, key, update, keep)
+    if conn.dialect.name == "postgresql":
+        # One multi-row statement: the driver's executemany would send one per row.
+        conn.execute(statement.values(list(rows)))  # type: ignore[attr-defined]
+        return
+    conn.execute(statement, list(rows))
+
+
+def insert_new(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, key: Sequence[str]
+) -> None:
+    """Insert ``rows`` that the caller believes are new (their keys were not in the table
+    when it looked, in this transaction).
+
+    On PostgreSQL they are copied straight into the table (the fastest path there is);
+    should some exist after all (another ZVM's pass loading the same task meanwhile), the
+    copy is undone to a savepoint and the rows go through :func:`upsert`, which keeps the
+    existing ones. Elsewhere this is :func:`upsert` with nothing to update.
+    """
+    if not rows:
+        return
+    if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
+        upsert(conn, table, rows, key=key)
+        return
+    savepoint = conn.begin_nested()
+    try:
+        _copy(conn, f'"{table.name}"', table, rows)
+    except DBAPIError as exc:
+        savepoint.rollback()
+        if getattr(exc.orig, "sqlstate", None) != "23505":  # unique_violation
+            raise
+        upsert(conn, table, rows, key=key)
+    else:
+        savepoint.commit()
 
 
 def _processed(
@@ -92,15 +130,7 @@ def _processed(
 ) -> list[list[Any]]:
     """Rows as value lists in ``names`` order, through each column's own bind processing
     (aware UTC datetimes to the stored form, JSON to text)."""
-    dialect = conn.dialect
-    # On SQLite the dialect's own types do the writing: its DATETIME writes one text format
-    # (YYYY-MM-DD HH:MM:SS.ffffff, fraction included), the one every Core statement binds,
-    # so text comparisons between stored and bound values hold.
-    types = [
-        table.c[name].type.dialect_impl(dialect) if dialect.name == "sqlite" else table.c[name].type
-        for name in names
-    ]
-    processors = [type_.bind_processor(dialect) for type_ in types]
+    processors = [_bulk_processor(table.c[name].type, conn.dialect) for name in names]
     return [
         [
             row[name] if process is None else process(row[name])
@@ -108,6 +138,38 @@ def _processed(
         ]
         for row in rows
     ]
+
+
+def _bulk_processor(type_: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """How a bulk write turns one column's Python value into what the driver sends.
+
+    Timestamps take a fast path (hundreds of thousands go by in a first pass) that gives
+    exactly what the type's own processing gives: on SQLite the one text format every Core
+    statement binds (``YYYY-MM-DD HH:MM:SS.ffffff``, so text comparisons between stored and
+    bound values hold), elsewhere the aware UTC datetime. Naive datetimes are refused, as
+    :class:`~etl.warehouse.types.UtcDateTime` refuses them. Other types use the dialect's
+    own processing (on SQLite its types do the writing, so stored text matches bound text).
+    """
+    if isinstance(type_, UtcDateTime):
+        sqlite_text = dialect.name == "sqlite"
+        naive_text = dialect.name in ("mysql", "mariadb")
+
+        def timestamp(value: datetime | None) -> Any:
+            if value is None:
+                return None
+            offset = value.utcoffset()
+            if offset is None:
+                return type_.process_bind_param(value, dialect)  # raises NaiveDatetimeError
+            if offset:
+                value = value.astimezone(UTC)
+            if sqlite_text:
+                return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+            return value.replace(tzinfo=None) if naive_text else value
+
+        return timestamp
+    if dialect.name == "sqlite":
+        return type_.dialect_impl(dialect).bind_processor(dialect)
+    return type_.bind_processor(dialect)
 
 
 def _conflict_clause(
@@ -165,11 +227,23 @@ def _copy_upsert(
         f'CREATE TEMPORARY TABLE IF NOT EXISTS "{stage}" '
         f'(LIKE "{table.name}" INCLUDING DEFAULTS) ON COMMIT DROP'
     )
-    # DELETE, not TRUNCATE: on a small table it is far cheaper, and it runs once a batch.
-    conn.exec_driver_sql(f'DELETE FROM "{stage}"')
+    # TRUNCATE, not DELETE: deleted rows stay in the table until the transaction ends, and
+    # every later batch of a long transaction would scan them again.
+    conn.exec_driver_sql(f'TRUNCATE "{stage}"')
+    _copy(conn, f'"{stage}"', table, rows)
+    conn.exec_driver_sql(
+        f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{stage}" '
+        + _conflict_clause(table, key, update, keep)
+    )
+
+
+def _copy(conn: Connection, target: str, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """COPY ``rows`` (dicts with ``table``'s column names) into ``target`` (quoted)."""
+    names = list(rows[0])
+    quoted = ", ".join(f'"{name}"' for name in names)
     driver = conn.connection.driver_connection
     assert driver is not None
-    statement = f'COPY "{stage}" ({quoted}) FROM STDIN'
+    statement = f"COPY {target} ({quoted}) FROM STDIN"
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
             for values in _processed(conn, table, names, rows):
@@ -177,10 +251,6 @@ def _copy_upsert(
     except conn.dialect.loaded_dbapi.Error as exc:
         # The driver's own error, raised as SQLAlchemy raises every other database error.
         raise DBAPIError(statement, None, exc, hide_parameters=True) from exc
-    conn.exec_driver_sql(
-        f'INSERT INTO "{table.name}" ({quoted}) SELECT {quoted} FROM "{stage}" '
-        + _conflict_clause(table, key, update, keep)
-    )
 
 
 def select_in(

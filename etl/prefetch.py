@@ -1,0 +1,177 @@
+"""Fetching and normalizing a pass's windows on a thread of its own, ahead of the writer.
+
+A window goes through two stages: the ZVM's answer is fetched and decoded, task by task,
+into normalized batches (Python work), and the batches are written to the warehouse (work
+in the database server, or in SQLite's C code, which let other Python threads run). Done
+one after the other, each stage waits for the other; :class:`Prefetch` runs the first on a
+thread of its own, so that the next batches are being prepared while the current ones are
+written. At most ``depth`` batches wait between the two, so memory stays bounded: one
+answer's bytes (two when the next window is fetched while the last batches of the previous
+one are still queued) and ``depth`` batches.
+
+The producer also drops the tasks that two overlapping windows both return (the next
+window's first second repeats the end of the previous one), so each is written once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+
+from etl.normalize import Rejected, TaskRecord, normalize_tasks
+from etl.zvm.client import TaskFilters, ZvmClient
+
+__all__ = ["Batch", "Prefetch", "Window", "normalize_batches"]
+
+Window = tuple[datetime | None, datetime | None]
+"""(startedAfterDate, startedBeforeDate) of one request; None leaves that side open."""
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Normalized tasks of one window, at most a batch of them, and the rejected records."""
+
+    records: list[TaskRecord]
+    rejected: list[Rejected]
+
+
+_END = object()
+"""Queued after the last batch of a window."""
+
+
+def normalize_batches(items: Iterable[Any], size: int) -> Iterator[Batch]:
+    """``items`` (raw task objects) normalized ``size`` at a time; the same bad record twice
+    in a batch is rejected once. The cyclic collector pauses while a batch is normalized:
+    it builds many small objects that reference counting frees, and would only slow it."""
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield _normalized(batch)
+            batch = []
+    if batch:
+        yield _normalized(batch)
+
+
+def _normalized(batch: list[Any]) -> Batch:
+    with _gc_paused():
+        records, rejected = normalize_tasks(batch)
+    distinct: dict[str, Rejected] = {}
+    for item in rejected:
+        distinct.setdefault(item.raw, item)
+    return Batch(records, list(distinct.values()))
+
+
+class Prefetch:
+    """The windows of a pass, fetched and normalized on a producer thread.
+
+    Usage::
+
+        with Prefetch(client, windows, batch_size=2000) as feed:
+            for window, batches in feed:
+                for batch in batches:
+                    ...  # write batch.records and batch.rejected
+
+    An error of the producer (a ZVM that fails) is raised in the consumer, at the point
+    where the failed window's batches would have come. Leaving the ``with`` block early (an
+    error while writing) stops the producer and waits for its thread.
+    """
+
+    def __init__(
+        self,
+        client: ZvmClient,
+        windows: Sequence[Window],
+        *,
+        batch_size: int,
+        depth: int = 4,
+    ) -> None:
+        self._client = client
+        self._windows = list(windows)
+        self._batch_size = batch_size
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="prefetch", daemon=True)
+
+    def __enter__(self) -> Prefetch:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            # Make room, so that a producer waiting on a full queue sees the stop.
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)
+        self._thread.join()
+
+    def __iter__(self) -> Iterator[tuple[Window, Iterator[Batch]]]:
+        for window in self._windows:
+            yield window, self._batches()
+
+    def _batches(self) -> Iterator[Batch]:
+        while True:
+            item = self._queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def _put(self, item: Any) -> bool:
+        """Queue ``item``, waiting for room; False when the consumer stopped."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        try:
+            repeated: set[str] = set()
+            for index, (after, before) in enumerate(self._windows):
+                tasks = self._client.fetch_task_list(
+                    TaskFilters(started_after=after, started_before=before)
+                )
+                following = self._windows[index + 1][0] if index + 1 < len(self._windows) else None
+                tail: set[str] = set()
+                for batch in normalize_batches(tasks, self._batch_size):
+                    records = batch.records
+                    if repeated:
+                        records = [r for r in records if r.task_identifier not in repeated]
+                    if following is not None:
+                        # Only the tail of this window can come again, in the next one.
+                        tail.update(r.task_identifier for r in records if r.started_at >= following)
+                    if not self._put(Batch(records, batch.rejected)):
+                        return
+                del tasks
+                if not self._put(_END):
+                    return
+                repeated = tail
+        except BaseException as exc:  # handed to the consumer, which raises it
+            self._put(exc)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
