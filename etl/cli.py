@@ -15,15 +15,16 @@ import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
 from etl import __version__
-from etl.config import Config, load_config, parse_date, parse_duration
 from etl.errors import ConfigError, EtlError, ExportError, WarehouseError
 from etl.logs import configure_logging
-from etl.warehouse.engine import display_url, make_engine
+
+if TYPE_CHECKING:
+    from etl.config import Config
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -62,6 +63,8 @@ def _config(*, zvm_secrets: bool = True) -> Callable[[F], F]:
 
     def decorate(function: F) -> F:
         def with_config(config_path: str | None, *args: Any, **kwargs: Any) -> Any:
+            from etl.config import load_config
+
             return function(load_config(config_path, zvm_secrets=zvm_secrets), *args, **kwargs)
 
         return cast(F, click.pass_obj(functools.update_wrapper(with_config, function)))
@@ -69,30 +72,29 @@ def _config(*, zvm_secrets: bool = True) -> Callable[[F], F]:
     return decorate
 
 
-def _parsed(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """An option callback that reads the value with a library parser (``parse_date``...)."""
+def _parsed(parser: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """An option callback that reads the value with a parser of :mod:`etl.config`
+    (``parse_date``, ``parse_duration``), imported only when the option is given."""
 
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        import etl.config
+
         try:
-            return parse(value) if isinstance(value, str) else value
+            return getattr(etl.config, parser)(value) if isinstance(value, str) else value
         except ValueError as exc:
             raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
     return callback
 
 
-def _parsed_many(
-    parse: Callable[[tuple[str, ...]], Any],
-) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """The same as :func:`_parsed` for an option given several times."""
+def _assignments(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
+    """The callback of an option given as ``NAME=VALUE`` several times (``--param``)."""
+    from etl.queries import parse_assignments
 
-    def callback(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:
-        try:
-            return parse(tuple(values))
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
-
-    return callback
+    try:
+        return parse_assignments(values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
 
 _zvm_option = click.option(
@@ -181,6 +183,7 @@ def db_upgrade(config: Config, revision: str) -> None:
         zvm-etl db upgrade
     """
     from etl.warehouse import db
+    from etl.warehouse.engine import display_url
 
     url = config.warehouse.url
     click.echo(f"Warehouse {display_url(url)} is at revision {db.upgrade(url, revision)}.")
@@ -211,6 +214,7 @@ def db_downgrade(config: Config, revision: str) -> None:
         zvm-etl db downgrade base
     """
     from etl.warehouse import db
+    from etl.warehouse.engine import display_url
 
     url = config.warehouse.url
     current = db.downgrade(url, revision)
@@ -227,6 +231,7 @@ def db_check(config: Config) -> None:
         zvm-etl db check
     """
     from etl.warehouse import db
+    from etl.warehouse.engine import display_url
 
     url = config.warehouse.url
     differences = db.verify(url)
@@ -300,14 +305,14 @@ def schedule(
 @cli.command()
 @click.option(
     "--since",
-    callback=_parsed(parse_date),
+    callback=_parsed("parse_date"),
     required=True,
     metavar="DATE",
     help="Start: 2024-01-31[T08:00:00Z].",
 )
 @click.option(
     "--until",
-    callback=_parsed(parse_date),
+    callback=_parsed("parse_date"),
     metavar="DATE",
     help="End of the window [default: now].",
 )
@@ -344,7 +349,7 @@ def backfill(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.option(
     "--stale-after",
-    callback=_parsed(parse_duration),
+    callback=_parsed("parse_duration"),
     metavar="DURATION",
     help="A ZVM with no successful pass for this long is stale [default: sync.stale_after].",
 )
@@ -374,17 +379,6 @@ def status(config: Config, as_json: bool, stale_after: timedelta | None) -> None
         sys.exit(EXIT_STALE)
 
 
-def _params(values: tuple[str, ...]) -> dict[str, str]:
-    """``--param NAME=VALUE`` options as a dict (the last of a repeated NAME wins)."""
-    params: dict[str, str] = {}
-    for value in values:
-        name, equals, text = value.partition("=")
-        if not equals or not name.strip():
-            raise ValueError(f"{value!r} is not NAME=VALUE: write e.g. --param days=90")
-        params[name.strip()] = text
-    return params
-
-
 @cli.command()
 @click.argument("name")
 @click.option(
@@ -404,13 +398,13 @@ def _params(values: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option(
     "--since",
-    callback=_parsed(parse_date),
+    callback=_parsed("parse_date"),
     metavar="DATE",
     help="Views only: rows whose started_at is at or after DATE (2024-01-31[T08:00:00Z]).",
 )
 @click.option(
     "--until",
-    callback=_parsed(parse_date),
+    callback=_parsed("parse_date"),
     metavar="DATE",
     help="Views only: rows whose started_at is before DATE.",
 )
@@ -424,7 +418,7 @@ def _params(values: tuple[str, ...]) -> dict[str, str]:
     "--param",
     "params",
     multiple=True,
-    callback=_parsed_many(_params),
+    callback=_assignments,
     metavar="NAME=VALUE",
     help="Ready queries: set a parameter (repeatable), e.g. --param days=30.",
 )
@@ -452,29 +446,26 @@ def export(
         zvm-etl export v_tasks --format parquet --out tasks.parquet
     """
     from etl.export import export as run_export
-    from etl.warehouse.db import check_schema
+    from etl.warehouse.db import reading
 
-    engine = make_engine(config.warehouse.url, sqlite_begin="DEFERRED")
     try:
-        check_schema(engine)
-        result = run_export(
-            engine,
-            name,
-            fmt=fmt,
-            out=out,
-            stdout=sys.stdout.buffer,
-            since=since,
-            until=until,
-            zvm=zvm,
-            params=params,
-        )
+        with reading(config.warehouse.url) as engine:
+            result = run_export(
+                engine,
+                name,
+                fmt=fmt,
+                out=out,
+                stdout=sys.stdout.buffer,
+                since=since,
+                until=until,
+                zvm=zvm,
+                params=params,
+            )
     except BrokenPipeError:
         # The reader went away (`zvm-etl export v_tasks | head`): stop quietly, as Python's
         # documentation advises, with stdout pointed at /dev/null for the final flush.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(EXIT_FAILED)
-    finally:
-        engine.dispose()
     if out is not None:
         click.echo(f"Wrote {result.rows} rows of {name} to {out} ({fmt}).", err=True)
 
@@ -488,7 +479,7 @@ def export(
 )
 @click.option(
     "--since",
-    callback=_parsed(parse_date),
+    callback=_parsed("parse_date"),
     metavar="DATE",
     help="Start of the period: tasks started on or after DATE [default: 30 days ago].",
 )
@@ -504,18 +495,11 @@ def report(config: Config, out: Path, since: datetime | None, zvm: str | None) -
     Example:
         zvm-etl report --out report.html --since 2025-01-01
     """
-    from datetime import UTC
-
     from etl.report import write_report
-    from etl.warehouse.db import check_schema
+    from etl.warehouse.db import reading
 
-    start = since or datetime.now(UTC) - timedelta(days=30)
-    engine = make_engine(config.warehouse.url, sqlite_begin="DEFERRED")
-    try:
-        check_schema(engine)
-        write_report(engine, out, since=start, zvm=zvm)
-    finally:
-        engine.dispose()
+    with reading(config.warehouse.url) as engine:
+        write_report(engine, out, since=since, zvm=zvm)
     click.echo(f"Wrote the report to {out.resolve()}")
 
 

@@ -20,14 +20,21 @@ parameters; they read as such.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from etl.errors import ExportError, InstallationError
 from etl.resources import sql_dir
 from etl.warehouse.sqlfiles import query_names, query_sql
 
-__all__ = ["Parameter", "ReadyQuery", "bind_parameters", "read_queries", "read_query"]
+__all__ = [
+    "Parameter",
+    "ReadyQuery",
+    "bind_parameters",
+    "parse_assignments",
+    "read_queries",
+    "read_query",
+]
 
 _ITEM = re.compile(
     r"^(?:(?P<key>Question|Grain):\s*"
@@ -88,6 +95,18 @@ def read_query(name: str) -> ReadyQuery:
 def read_queries() -> list[ReadyQuery]:
     """Every ready query, by name."""
     return [read_query(name) for name in query_names()]
+
+
+def parse_assignments(values: Sequence[str]) -> dict[str, str]:
+    """``NAME=VALUE`` texts (``--param days=90``) as a dict; the last of a repeated NAME
+    wins. ValueError says how to write one."""
+    params: dict[str, str] = {}
+    for value in values:
+        name, equals, text = value.partition("=")
+        if not equals or not name.strip():
+            raise ValueError(f"{value!r} is not NAME=VALUE: write e.g. --param days=90")
+        params[name.strip()] = text
+    return params
 
 
 def bind_parameters(query: ReadyQuery, given: Mapping[str, str | int]) -> dict[str, int | str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +29,17 @@ __all__ = ["render_page", "write_report"]
 _TEMPLATE = Path(__file__).with_name("template.html")
 
 
+DEFAULT_PERIOD = timedelta(days=30)
+"""What the report covers when no start is given: the last 30 days."""
+
+
 def write_report(
-    engine: Engine, out: Path, *, since: datetime, zvm: str | None = None
+    engine: Engine, out: Path, *, since: datetime | None = None, zvm: str | None = None
 ) -> ReportData:
     """Read the warehouse and write the report to ``out`` (replaced whole, never half
-    written); returns what it showed."""
-    data = read_report_data(engine, since=since, zvm=zvm)
+    written); returns what it showed. ``since`` defaults to :data:`DEFAULT_PERIOD` ago."""
+    start = since if since is not None else datetime.now(UTC) - DEFAULT_PERIOD
+    data = read_report_data(engine, since=start, zvm=zvm)
     text = render_page(data)
     out.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)

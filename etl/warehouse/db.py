@@ -51,6 +51,7 @@ __all__ = [
     "head_revision",
     "make_engine",
     "migration_options",
+    "reading",
     "upgrade",
     "verify",
 ]
@@ -165,6 +166,19 @@ def drift(url: str) -> list[Any]:
             connection, opts=migration_options(connection.dialect.name)
         )
         return list(compare_metadata(context, metadata))
+
+
+@contextmanager
+def reading(url: str) -> Iterator[Engine]:
+    """An engine for commands that read the warehouse (export, report), after checking
+    that its schema is current (SchemaMismatch otherwise); disposed when done. On SQLite
+    it never takes the write lock, so a running pass does not wait for it."""
+    engine = make_engine(url, sqlite_begin="DEFERRED")
+    try:
+        check_schema(engine)
+        yield engine
+    finally:
+        engine.dispose()
 
 
 def verify(url: str) -> list[Any]:
