@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -25,6 +25,9 @@ from etl.logs import configure_logging
 
 if TYPE_CHECKING:
     from etl.config import Config
+
+STARTED = datetime.now(UTC)
+"""When this command started (a pass another process began since is one this one skips)."""
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -257,7 +260,8 @@ def sync(config: Config, zvms: tuple[str, ...]) -> None:
     """
     from etl.sync import sync_all
 
-    results = sync_all(config, names=list(zvms) or None, trigger="sync")
+    # Another process's pass that started after this command did is this command's pass.
+    results = sync_all(config, names=list(zvms) or None, trigger="sync", fresh_since=STARTED)
     if any(result.failed for result in results):
         sys.exit(EXIT_FAILED)
 

@@ -13,7 +13,8 @@ One job per ZVM, with:
   Each ZVM's job is independent: one failing or slow never delays the others' schedule;
 - across processes and machines the per-ZVM warehouse lock of :mod:`etl.sync` holds: a pass
   whose ZVM another process is syncing is skipped with a log line (neither a failure nor
-  a wait).
+  a wait), and so is one whose ZVM another process synced within the last half interval,
+  so that schedulers sharing a warehouse run each pass once.
 
 Stopping on SIGINT/SIGTERM (:func:`run_schedule` with ``handle_signals``, as the CLI does)
 is described once, in "Stopping" in ``docs/operations.md``; :func:`run_schedule` returns a
@@ -132,12 +133,16 @@ class _Runner:
                 return
             self.running.add(name)
         try:
+            # Another scheduler on the same warehouse that ran this ZVM's pass within the
+            # last half interval did this run's work: each pass runs once.
+            half = self.config.sync.interval / 2
             result = sync_zvm(
                 self.engine,
                 self.states[name].zvm,
                 self.config.sync,
                 trigger="schedule",
                 client_factory=self.client_factory,
+                fresh_since=datetime.now(UTC) - half,
             )
         finally:
             with self.cond:

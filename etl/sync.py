@@ -27,7 +27,7 @@ from etl.warehouse import db
 from etl.warehouse.engine import unavailable
 from etl.warehouse.load import LoadCounts
 from etl.warehouse.locks import zvm_lock
-from etl.warehouse.runs import fail_run, mark_abandoned, start_run
+from etl.warehouse.runs import fail_run, mark_abandoned, start_run, synced_since
 from etl.zvm.client import ZvmClient
 
 __all__ = [
@@ -61,6 +61,8 @@ class RunResult:
     requests: int = 0
     retries: int = 0
     error: str | None = None
+    reason: str | None = None
+    """Why a pass was skipped."""
 
     @property
     def succeeded(self) -> bool:
@@ -101,7 +103,7 @@ class RunResult:
         c = self.counts
         head = f"{self.zvm}: {self.trigger} {self.status} in {self.duration_seconds:.1f}s"
         if self.status == "skipped":
-            return f"{head}: another process is running a pass over it"
+            return f"{head}: {self.reason or 'another process is running a pass over it'}"
         body = (
             f"{c.received} received, {c.inserted} inserted, {c.updated} updated, "
             f"{c.unchanged} unchanged, {c.rejected} rejected; "
@@ -130,19 +132,26 @@ def _run(
     work: Callable[[ZvmClient, int, datetime], LoadCounts],
     client_factory: ClientFactory,
     clock: Clock,
+    fresh_since: datetime | None = None,
 ) -> RunResult:
-    """One pass under the ZVM's lock; a ZVM another process is syncing is skipped."""
+    """One pass under the ZVM's lock; a ZVM another process is syncing is skipped, and so
+    is one whose pass another process started at or after ``fresh_since``."""
     began = clock()
+
+    def skip(reason: str) -> RunResult:
+        skipped = RunResult(zvm.name, trigger, "skipped", began, clock(), reason=reason)
+        log.info("ZVM %s: skipped: %s", zvm.name, reason, extra=skipped.log_fields())
+        return skipped
+
     try:
         with zvm_lock(engine, zvm.name) as taken:
             if not taken:
-                skipped = RunResult(zvm.name, trigger, "skipped", began, clock())
-                log.info(
-                    "ZVM %s: skipped: another process is running a pass over it",
-                    zvm.name,
-                    extra=skipped.log_fields(),
-                )
-                return skipped
+                return skip("another process is running a pass over it")
+            if fresh_since is not None:
+                done = synced_since(engine, zvm.name, fresh_since)
+                if done is not None:
+                    at = done.isoformat(timespec="seconds")
+                    return skip(f"another process synced it (a pass started {at})")
             abandoned = mark_abandoned(engine, zvm.name, now=began)
             if abandoned:
                 log.warning("ZVM %s: marked %d abandoned run(s) as failed", zvm.name, abandoned)
@@ -244,12 +253,15 @@ def sync_zvm(
     trigger: Trigger = "sync",
     client_factory: ClientFactory = ZvmClient,
     clock: Clock = utc_now,
+    fresh_since: datetime | None = None,
 ) -> RunResult:
     """One incremental pass over one ZVM (the module docstring says what it does).
 
     Never raises for a ZVM or warehouse failure: the RunResult says failed, with the error,
     and the ``etl_runs`` row records it. ``clock`` is this host's clock (bookkeeping and
-    the names' refresh interval; tests pass their own), never used for cursors.
+    the names' refresh interval; tests pass their own), never used for cursors. With
+    ``fresh_since``, the pass is skipped when another process's pass over the ZVM started
+    at or after it and succeeded: processes that share ZVMs run each pass once.
     """
 
     def work(client: ZvmClient, run_id: int, now: datetime) -> LoadCounts:
@@ -315,19 +327,29 @@ def sync_all(
     engine: Engine | None = None,
     client_factory: ClientFactory = ZvmClient,
     clock: Clock = utc_now,
+    fresh_since: datetime | None = None,
 ) -> list[RunResult]:
     """One pass over every configured ZVM (or those in ``names``), independently.
 
     Raises ConfigError for a name that is not configured and SchemaMismatch (before any
-    pass) when the warehouse schema is not current. When a pass failed, the retention
-    guard then logs a warning for every ZVM whose history is at risk.
+    pass) when the warehouse schema is not current. A ZVM whose pass another process
+    started at or after ``fresh_since`` (default: when this call began) and finished is
+    skipped: two ``sync`` commands at once run each pass once. When a pass failed, the
+    retention guard then logs a warning for every ZVM whose history is at risk.
     """
+    began = fresh_since or clock()
     results = _for_each(
         config,
         names,
         engine,
         lambda eng, zvm: sync_zvm(
-            eng, zvm, config.sync, trigger=trigger, client_factory=client_factory, clock=clock
+            eng,
+            zvm,
+            config.sync,
+            trigger=trigger,
+            client_factory=client_factory,
+            clock=clock,
+            fresh_since=began,
         ),
     )
     if any(result.failed for result in results):

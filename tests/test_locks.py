@@ -133,3 +133,30 @@ def test_a_killed_pass_is_marked_abandoned_by_the_next(
         assert_converged(warehouse, sim)
     finally:
         sim.stop()
+
+
+def test_two_syncs_at_once_split_the_zvms_and_run_each_pass_once(
+    warehouse: Engine, warehouse_url: str, tmp_path: Path
+) -> None:
+    sims = {f"z{i}": start_sim(seed=40 + i, days=0.5, tasks_per_hour=30) for i in range(6)}
+    for sim in sims.values():
+        sim.faults.latency = 0.1  # passes of a second or so: the two processes overlap
+    try:
+        config = write_config(tmp_path / "config.yaml", sims, warehouse_url)
+        first, second = Proc(["sync"], config), Proc(["sync"], config)
+        assert [first.wait(), second.wait()] == [0, 0], first.output + second.output
+        done = runs(warehouse)
+        assert sorted(row.zvm for row in done) == sorted(sims), "a ZVM was synced twice or never"
+        assert all(row.status == "succeeded" for row in done)
+        skipped = [
+            entry["message"]
+            for proc in (first, second)
+            for entry in proc.json_lines()
+            if entry.get("event") == "pass" and entry["status"] == "skipped"
+        ]
+        assert len(skipped) == len(sims)  # each ZVM: one process ran it, the other skipped
+        for sim in sims.values():
+            assert_converged(warehouse, sim)
+    finally:
+        for sim in sims.values():
+            sim.stop()

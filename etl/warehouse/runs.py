@@ -37,6 +37,9 @@ ABANDONED = (
 )
 
 
+_HOST = socket.gethostname()[:255]
+
+
 def ensure_zvm(conn: Connection, name: str, url: str, *, now: datetime) -> None:
     """Add the ZVM to ``zvms`` the first time it is synced; keep its URL current."""
     table = schema.zvms
@@ -57,7 +60,7 @@ def start_run(engine: Engine, *, zvm: str, url: str, trigger: str, now: datetime
                 trigger=trigger,
                 started_at=now,
                 status="running",
-                host=socket.gethostname()[:255],
+                host=_HOST,
                 pid=os.getpid(),
             )
         )
@@ -128,6 +131,29 @@ def fail_run(
                 status="failed", finished_at=now, error=text, requests=requests, retries=retries
             )
         )
+
+
+def synced_since(engine: Engine, zvm: str, since: datetime) -> datetime | None:
+    """When another process's pass over ``zvm`` that started at or after ``since``
+    succeeded (the latest such start), or None: used to run each pass once when several
+    processes share the ZVMs (this process's own passes and backfills do not count)."""
+    table = schema.etl_runs
+    ours = (table.c.host == _HOST) & (table.c.pid == os.getpid())
+    with engine.connect() as conn:
+        started = conn.execute(
+            select(table.c.started_at)
+            .where(
+                table.c.zvm == zvm,
+                table.c.status == "succeeded",
+                table.c.trigger != "backfill",
+                table.c.started_at >= since,
+                ~ours,
+            )
+            .order_by(table.c.started_at.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        conn.rollback()
+    return started
 
 
 def mark_abandoned(engine: Engine, zvm: str, *, now: datetime) -> int:
