@@ -103,11 +103,17 @@ class TaskRecord:
 
 @dataclass(frozen=True, slots=True)
 class Rejected:
-    """A record that cannot be loaded: the raw record as JSON text and why."""
+    """A record that cannot be loaded: the raw record as JSON text and why.
+    ``task_identifier`` is kept only when it fits the warehouse's key column (the raw
+    record still holds it)."""
 
     reason: str
     raw: str
     task_identifier: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.task_identifier is not None and len(self.task_identifier) > IDENTIFIER_MAX:
+            object.__setattr__(self, "task_identifier", None)
 
 
 class _Bad(Exception):
@@ -142,16 +148,25 @@ def _text(obj: dict[str, Any], name: str) -> str | None:
     return value
 
 
+def _blank(value: Any) -> bool:
+    return value is _MISSING or value is None or (isinstance(value, str) and not value.strip())
+
+
 def _identifier(task: dict[str, Any]) -> str | None:
     value = _get(task, "TaskIdentifier")
-    if value is _MISSING or value in (None, ""):
+    if _blank(value):
         link = _get(task, "Link")
         value = _get(link, "identifier") if isinstance(link, dict) else None
-    if value is _MISSING or value is None or value == "":
+    if _blank(value):
         return None
     if not isinstance(value, str):
         raise _Bad(f"TaskIdentifier must be text, got {type(value).__name__} {value!r}")
-    return value.strip().replace(":", ".")
+    identifier = value.strip().replace(":", ".")
+    if not identifier.partition(".")[0].strip():
+        raise _Bad(
+            f"TaskIdentifier {value!r} has no task part (expected <task uuid>.<site uuid>)"
+        )
+    return identifier
 
 
 def normalize_identifier(task: object) -> str | None:

@@ -276,3 +276,32 @@ def test_lone_surrogates_are_rejected_not_fatal() -> None:
     raw["Started"] = "/Date(0)/"
     result = rejected(raw)
     assert "cannot be stored as JSON" in result.reason and json.loads(result.raw) == raw
+
+
+@pytest.mark.parametrize(
+    ("identifier", "link", "expected"),
+    [
+        ("  ", {"identifier": "t.s"}, "t.s"),  # a blank TaskIdentifier: Link.identifier
+        ("t:s", None, "t.s"),
+    ],
+)
+def test_blank_identifiers_fall_back_and_old_separators_are_read(
+    identifier: str, link: dict[str, str] | None, expected: str
+) -> None:
+    raw = zerto_example() | {"TaskIdentifier": identifier, "Link": link}
+    task = normalize_task(raw)
+    assert isinstance(task, TaskRecord) and task.task_identifier == expected
+
+
+@pytest.mark.parametrize("identifier", [".s", " . ", "   "])
+def test_an_identifier_without_a_task_part_is_rejected(identifier: str) -> None:
+    rejected = normalize_task(zerto_example() | {"TaskIdentifier": identifier, "Link": None})
+    assert isinstance(rejected, Rejected)
+    assert "task part" in rejected.reason or "cannot be keyed" in rejected.reason
+
+
+def test_a_rejected_identifier_too_long_for_the_key_column_is_left_out() -> None:
+    raw = zerto_example() | {"TaskIdentifier": "t" * 300 + ".s"}
+    rejected = normalize_task(raw)
+    assert isinstance(rejected, Rejected) and rejected.task_identifier is None
+    assert "t" * 300 in rejected.raw
