@@ -45,7 +45,7 @@ SPY_RATE = 200
 # Function groups, tested in this order on each sample's stack (root to leaf joined by ";").
 # Each test is (group, substrings any of which marks the stack).
 _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("imports (start-up and lazy)", ("_find_and_load (<frozen",)),
+    ("imports (start-up and lazy)", (":_find_and_load",)),
     ("COPY: format rows + send (psycopg copy)", ("psycopg/copy.py", "psycopg/_copy")),
     (
         "row building: bind processors (etl/warehouse/upsert.py:_processed)",
@@ -127,7 +127,7 @@ def summarise_pyspy(raw: Path, *, top: int = 15) -> SpySummary:
         # The CLI and the pass runner wrap everything: inclusive time says nothing there.
         for name in {f for f in own if not f.startswith(("etl/cli.py", "etl/sync.py"))}:
             product[name] += count
-        if "_find_and_load (<frozen" in joined:
+        if ":_find_and_load" in joined:
             innermost["(imports: start-up and lazy)"] += count
         else:
             innermost[own[-1] if own else "(outside etl/: interpreter start-up and exit)"] += count
