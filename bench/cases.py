@@ -434,6 +434,7 @@ class Bench:
     def many_server(self) -> tuple[FakeZvmProcess, list[Dataset]]:
         if self._many is None:
             s = self.settings
+            self.log(f"{s.zvms} small datasets of {s.zvm_tasks:,} tasks (made once, cached)")
             datasets = [
                 Dataset.open(
                     ensure_dataset(
@@ -442,7 +443,7 @@ class Bench:
                         seed=100 + number,
                         tasks_per_hour=s.zvm_rate,
                         base_url=f"https://zvm{number:02d}.bench.invalid:9669",
-                        log=self.log,
+                        log=lambda message: None,
                     )
                 )
                 for number in range(1, s.zvms + 1)
@@ -606,6 +607,8 @@ def profile_first_pass(bench: Bench) -> None:
             raw = keep / f"pyspy-first-pass-{s.tasks}-{db_kind}.txt"
             sample = run(pyspy_command(raw, bench.etl(config, "sync")), cwd=bench.work)
             sample.check("py-spy record zvm-etl sync")
+            time.sleep(0.5)  # let the server write its last log lines
+            until = log_size()
             bench.check_etl(db, dataset.base, dataset.entity_rows(dataset.base), "profile")
             parsed = EtlLog.parse(sample.stderr)
             entry: dict[str, Any] = {
@@ -615,8 +618,7 @@ def profile_first_pass(bench: Bench) -> None:
                 "raw": raw,
             }
             if db_kind == "postgres":
-                time.sleep(0.5)  # let the server flush its log
-                entry["statements"] = statement_costs(db.name, since)
+                entry["statements"] = statement_costs(db.name, since, until)
             bench.profiles[db_kind] = entry
             bench.dbs.drop(db)
     product_python = str(PRODUCT_BIN / "python")
