@@ -264,9 +264,12 @@ def _goals(bench: Bench) -> tuple[str, str]:
         )
     if two:
         once = all(two.detail.get("each_once", [False]))
+        more = two.detail.get("more_than_once", [])
         goals.add(
             f"two processes split {s.zvms} ZVMs, each pass run once (etl_runs)",
-            "every ZVM once" if once else "a ZVM ran twice or never",
+            "every ZVM once in every run"
+            if once
+            else f"ZVMs synced twice per run: {', '.join(str(m) for m in more)}",
             once,
         )
     version, idle_sync = r.get("startup/version"), r.get("startup/nochange")
@@ -315,13 +318,22 @@ def _windows_section(bench: Bench) -> str:
     return "\n\n".join(parts)
 
 
-def _spy_section(name: str, entry: dict[str, Any]) -> str:
+def _profile_entries(bench: Bench) -> list[dict[str, Any]]:
+    """The profiled runs, first passes first."""
+    keys = ["postgres", "sqlite", *sorted(k for k in bench.profiles if k.startswith("incr"))]
+    return [e for k in keys if isinstance(e := bench.profiles.get(k), dict) and "spy" in e]
+
+
+def _spy_section(entry: dict[str, Any], *, top: int = 15) -> str:
     spy: SpySummary = entry["spy"]
     total = spy.seconds or 1.0
+    counts = entry.get("pass", {})
     lines = [
-        f"### {name}: zvm-etl first pass under py-spy",
+        f"### {entry['title']}, under py-spy",
         "",
-        f"Wall {entry['wall']:.1f}s under py-spy (the pass itself: {entry['in_process']:.1f}s); "
+        f"Wall {entry['wall']:.2f}s under py-spy (the pass itself: {entry['in_process']:.2f}s; "
+        f"{counts.get('tasks_received', '?')} tasks received, "
+        f"{counts.get('tasks_inserted', '?')} inserted, {counts.get('requests', '?')} requests); "
         f"{spy.seconds:.1f}s of samples, idle (waiting) included. "
         f"Raw stacks: `{Path(entry['raw']).relative_to(ROOT)}`.",
         "",
@@ -338,7 +350,10 @@ def _spy_section(name: str, entry: dict[str, Any]) -> str:
         "",
         _table(
             ["function", "seconds", "share"],
-            [[f"`{fn}`", f"{sec:.2f}", f"{100 * sec / total:.0f}%"] for fn, sec in spy.innermost],
+            [
+                [f"`{fn}`", f"{sec:.2f}", f"{100 * sec / total:.0f}%"]
+                for fn, sec in spy.innermost[:top]
+            ],
         ),
         "",
         "Product functions, inclusive time (a caller includes its callees; the CLI and "
@@ -346,14 +361,20 @@ def _spy_section(name: str, entry: dict[str, Any]) -> str:
         "",
         _table(
             ["function", "seconds", "share"],
-            [[f"`{fn}`", f"{sec:.2f}", f"{100 * sec / total:.0f}%"] for fn, sec in spy.product],
+            [
+                [f"`{fn}`", f"{sec:.2f}", f"{100 * sec / total:.0f}%"]
+                for fn, sec in spy.product[:top]
+            ],
         ),
         "",
         "Leaf functions, own time:",
         "",
         _table(
             ["function", "seconds", "share"],
-            [[f"`{fn}`", f"{sec:.2f}", f"{100 * sec / total:.0f}%"] for fn, sec in spy.leaves],
+            [
+                [f"`{fn}`", f"{sec:.2f}", f"{100 * sec / total:.0f}%"]
+                for fn, sec in spy.leaves[:top]
+            ],
         ),
     ]
     statements: tuple[float, list[Statement]] | None = entry.get("statements")
@@ -376,7 +397,7 @@ def _spy_section(name: str, entry: dict[str, Any]) -> str:
                         f"{100 * s.ms / (total_ms or 1):.0f}%",
                         f"{s.ms / max(s.calls, 1):.1f} ms",
                     ]
-                    for s in ranked[:15]
+                    for s in ranked[:top]
                 ],
             ),
         ]
@@ -386,10 +407,8 @@ def _spy_section(name: str, entry: dict[str, Any]) -> str:
 def _findings(bench: Bench) -> list[str]:
     """A few sentences computed from the profiles: the biggest costs, named."""
     found = []
-    for db in ("postgres", "sqlite"):
-        entry = bench.profiles.get(db)
-        if not isinstance(entry, dict):
-            continue
+    for entry in _profile_entries(bench):
+        db = entry["title"]
         spy: SpySummary = entry["spy"]
         total = spy.seconds or 1.0
         top = ", ".join(f"{g} {sec:.1f}s ({100 * sec / total:.0f}%)" for g, sec in spy.groups[:4])
@@ -463,26 +482,52 @@ def render(bench: Bench, *, started: datetime, command: str) -> str:
         ]
     two = bench.results.get("many/two")
     if two:
-        splits = "; ".join(
-            " + ".join(f"{p['succeeded']} ran/{p['skipped']} skipped" for p in run)
-            for run in two.detail.get("split", [])
-        )
+        rows = [
+            [
+                number,
+                " + ".join(f"{p['succeeded']} ran, {p['skipped']} skipped" for p in split),
+                "yes" if once else "NO",
+                more,
+                overlap,
+            ]
+            for number, (split, once, more, overlap) in enumerate(
+                zip(
+                    two.detail.get("split", []),
+                    two.detail.get("each_once", []),
+                    two.detail.get("more_than_once", []),
+                    two.detail.get("overlapping", []),
+                    strict=False,
+                ),
+                start=1,
+            )
+        ]
         sections += [
             "## Two processes on one warehouse",
             "",
-            f"Per run, what each of the two `zvm-etl sync` processes did: {splits}. "
-            f"etl_runs holds exactly one succeeded run per ZVM: "
-            f"{', '.join('yes' if ok else 'NO' for ok in two.detail.get('each_once', []))}.",
+            f"Two `zvm-etl sync` processes started together over the same {s.zvms} ZVMs. "
+            "A ZVM synced more than once got a second pass after the first had finished "
+            "(the lock only keeps passes from overlapping); overlapping passes would be a "
+            "broken lock.",
+            "",
+            _table(
+                [
+                    "run",
+                    "passes per process",
+                    "each ZVM once",
+                    "ZVMs synced more than once",
+                    "of which overlapping",
+                ],
+                rows,
+            ),
             "",
         ]
     profile_parts = []
     findings = _findings(bench)
     if findings:
         profile_parts += ["Computed from the profiles below:", "", *findings, ""]
-    for db, name in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
-        entry = bench.profiles.get(db)
-        if isinstance(entry, dict):
-            profile_parts += [_spy_section(name, entry), ""]
+    for entry in _profile_entries(bench):
+        first = not entry["title"].startswith("incremental")
+        profile_parts += [_spy_section(entry, top=15 if first else 10), ""]
     for key, label in (
         ("imports_version", "`zvm-etl --version`"),
         ("imports_sync", "a no-change `zvm-etl sync`"),
