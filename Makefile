@@ -4,6 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+# The benchmark's own venv: dlt (the tool compared against) and py-spy, never product deps.
+BENCH_VENV := bench/.venv-dlt
+BENCH_STAMP := $(BENCH_VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
 
@@ -22,13 +25,13 @@ test: $(STAMP) ## Run the test suite (PostgreSQL/MariaDB too when their URLs are
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict (package, simulator, tests)
-	$(BIN)/ruff check etl zvm_simulator scripts tests migrations
-	$(BIN)/ruff format --check etl zvm_simulator scripts tests migrations
+	$(BIN)/ruff check etl zvm_simulator scripts tests migrations bench
+	$(BIN)/ruff format --check etl zvm_simulator scripts tests migrations bench
 	$(BIN)/mypy
 
 format: $(STAMP) ## Rewrite the code with ruff's formatter and import sorting
-	$(BIN)/ruff check --fix etl zvm_simulator scripts tests migrations
-	$(BIN)/ruff format etl zvm_simulator scripts tests migrations
+	$(BIN)/ruff check --fix etl zvm_simulator scripts tests migrations bench
+	$(BIN)/ruff format etl zvm_simulator scripts tests migrations bench
 
 demo: $(STAMP) ## Start the bundled ZVM simulator and show what the ETL gets from it
 	$(BIN)/python scripts/demo.py
@@ -39,7 +42,19 @@ dictionary: $(STAMP) ## Regenerate docs/data-dictionary.md from the schema and t
 run: $(STAMP) ## Schedule syncs with ./config.yaml, or the bundled simulator into ./warehouse.db
 	$(BIN)/python scripts/localrun.py
 
+$(BENCH_STAMP): bench/requirements-dlt.txt
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet -r bench/requirements-dlt.txt
+	@touch $(BENCH_STAMP)
+
+bench: $(STAMP) $(BENCH_STAMP) ## Benchmark vs dlt and a hand-written limit, profiles; writes bench/results.md (long; BENCH_* vars: python -m bench -h)
+	$(BIN)/python -m bench
+
+bench-quick: $(STAMP) $(BENCH_STAMP) ## The 10,000-task first-pass benchmark (under a minute); writes bench/results-quick.md
+	$(BIN)/python -m bench --quick
+
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
 
-.PHONY: help install test lint format demo dictionary run clean
+.PHONY: help install test lint format demo dictionary run bench bench-quick clean
