@@ -163,9 +163,7 @@ def _identifier(task: dict[str, Any]) -> str | None:
         raise _Bad(f"TaskIdentifier must be text, got {type(value).__name__} {value!r}")
     identifier = value.strip().replace(":", ".")
     if not identifier.partition(".")[0].strip():
-        raise _Bad(
-            f"TaskIdentifier {value!r} has no task part (expected <task uuid>.<site uuid>)"
-        )
+        raise _Bad(f"TaskIdentifier {value!r} has no task part (expected <task uuid>.<site uuid>)")
     return identifier
 
 

@@ -11,6 +11,8 @@ one are still queued) and ``depth`` batches.
 
 The producer also drops the tasks that two overlapping windows both return (the next
 window's first second repeats the end of the previous one), so each is written once.
+Memory is bounded: an answer's body is spooled (in memory up to a few megabytes, the rest
+in a temporary file: :class:`~etl.zvm.client.Spool`) and decoded one task at a time.
 """
 
 from __future__ import annotations
@@ -149,16 +151,20 @@ class Prefetch:
                 )
                 following = self._windows[index + 1][0] if index + 1 < len(self._windows) else None
                 tail: set[str] = set()
-                for batch in normalize_batches(tasks, self._batch_size):
-                    records = batch.records
-                    if repeated:
-                        records = [r for r in records if r.task_identifier not in repeated]
-                    if following is not None:
-                        # Only the tail of this window can come again, in the next one.
-                        tail.update(r.task_identifier for r in records if r.started_at >= following)
-                    if not self._put(Batch(records, batch.rejected)):
-                        return
-                del tasks
+                try:
+                    for batch in normalize_batches(tasks, self._batch_size):
+                        records = batch.records
+                        if repeated:
+                            records = [r for r in records if r.task_identifier not in repeated]
+                        if following is not None:
+                            # Only the tail of this window can come again, in the next one.
+                            tail.update(
+                                r.task_identifier for r in records if r.started_at >= following
+                            )
+                        if not self._put(Batch(records, batch.rejected)):
+                            return
+                finally:
+                    tasks.close()
                 if not self._put(_END):
                     return
                 repeated = tail

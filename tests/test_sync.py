@@ -356,11 +356,13 @@ def test_loading_is_set_based_not_a_round_trip_per_task(
         statements.clear()
         advance(sim, 30)
         second = one_pass(config, warehouse)
-        assert second.succeeded and second.counts.received > 100
+        assert second.succeeded and second.counts.received > 200
     finally:
         sa.event.remove(warehouse, "before_cursor_execute", count)
         sim.stop()
     assert first < result.counts.inserted / 25, (
         f"{first} statements for {result.counts.inserted} tasks"
     )
-    assert len(statements) < 60, statements
+    # A few statements per table and transaction (the window's, then the last one), however
+    # many tasks: never one per task.
+    assert len(statements) < 80 < second.counts.received, statements

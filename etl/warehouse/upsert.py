@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Table, bindparam, func, select
+from sqlalchemy import Connection, Table, any_, bindparam, func, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
@@ -260,8 +260,18 @@ def select_in(
     values: Sequence[Any],
     columns: Iterable[str],
 ) -> Iterator[tuple[Any, ...]]:
-    """Rows of ``table`` whose ``key`` is in ``values``: one query per chunk, not per value."""
+    """Rows of ``table`` whose ``key`` is in ``values``: one query per chunk, not per value.
+
+    On PostgreSQL the keys go as one array parameter (``= ANY(:keys)``), one query for
+    them all: a list of hundreds of parameters costs more to prepare than to run.
+    """
     selected: list[ColumnElement[Any]] = [table.c[name] for name in columns]
+    if conn.dialect.name == "postgresql":
+        keys = bindparam("keys", type_=postgresql.ARRAY(table.c[key].type))
+        statement = select(*selected).where(table.c[key] == any_(keys))
+        if values:
+            yield from (tuple(row) for row in conn.execute(statement, {"keys": list(values)}))
+        return
     statement = select(*selected).where(table.c[key].in_(bindparam("keys", expanding=True)))
     for chunk in chunked(values):
         yield from (tuple(row) for row in conn.execute(statement, {"keys": list(chunk)}))

@@ -76,10 +76,28 @@ def _check_login(zvm: str, url: str, who: str, response: httpx.Response) -> None
         )
 
 
-class SessionAuth(httpx.Auth):
-    """Windows ZVM session login; re-logs in once when a call comes back 401 or 403."""
+class _LoginBodies(httpx.Auth):
+    """Reads the body of the login answers only (a refused login's body says why); an API
+    answer is left unread, so that a big one can be streamed (httpx's
+    ``requires_response_body`` would read every answer into memory)."""
 
-    requires_response_body = True  # a refused login's body says why
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        flow = self.auth_flow(request)
+        request = next(flow)
+        while True:
+            response = yield request
+            if request.url.path.endswith((SESSION_PATH, TOKEN_PATH)):
+                response.read()
+            try:
+                request = flow.send(response)
+            except StopIteration:
+                break
+
+
+class SessionAuth(_LoginBodies):
+    """Windows ZVM session login; re-logs in once when a call comes back 401 or 403."""
 
     def __init__(self, *, zvm: str, base_url: str, username: str, password: str) -> None:
         self._zvm = zvm
@@ -139,10 +157,9 @@ class SessionAuth(httpx.Auth):
         return request
 
 
-class KeycloakAuth(httpx.Auth):
+class KeycloakAuth(_LoginBodies):
     """Appliance (ZVMA) OpenID Connect bearer token, renewed before it expires."""
 
-    requires_response_body = True
     refresh_fraction = 0.8
 
     def __init__(

@@ -22,12 +22,13 @@ import json
 import logging
 import re
 import ssl
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any, cast
 from urllib.parse import quote
 
 import httpx
@@ -54,7 +55,15 @@ from etl.errors import (
 from etl.zvm.auth import RETRYABLE_STATUS, KeycloakAuth, SessionAuth, TransientLoginError
 from etl.zvm.dates import format_filter_date
 
-__all__ = ["Attempt", "AttemptObserver", "TaskFilters", "TaskList", "ZvmClient"]
+__all__ = [
+    "SPOOL_MEMORY",
+    "Attempt",
+    "AttemptObserver",
+    "Spool",
+    "TaskFilters",
+    "TaskList",
+    "ZvmClient",
+]
 
 log = logging.getLogger(__name__)
 
@@ -262,22 +271,34 @@ class ZvmClient:
 
     def fetch_task_list(self, filters: TaskFilters | None = None) -> TaskList:
         """``GET /v1/tasks`` with ``filters``: the answer, whose tasks are decoded one at a
-        time as it is iterated (memory holds the body and one task, never every task).
+        time as it is iterated.
 
-        The whole body is received (with retries) before this returns, so iterating never
-        waits on the network. Raises ZvmResponseError when the answer is HTML or does not
-        start as a JSON array; iterating raises it when the JSON turns out invalid.
+        The body is received (with retries) before this returns, into a spool that keeps
+        up to :data:`SPOOL_MEMORY` bytes in memory and the rest in a temporary file, so an
+        answer of any size takes bounded memory and iterating never waits on the network.
+        Raises ZvmResponseError when the answer is HTML or does not start as a JSON array;
+        iterating raises it when the JSON turns out invalid.
         """
         params = (filters or TaskFilters()).to_params()
-        response = self._request("GET", "/v1/tasks", params=params)
         what = "GET /v1/tasks"
-        self._refuse_html(response, what)
-        body = response.content
-        start = body.lstrip()[:1]
-        if start != b"[":
-            parsed = self._json(response, what)  # the JSON error, or the wrong shape
-            raise self._shape_error(what, "a JSON array of tasks", parsed)
-        return TaskList(body, self._invalid_json(response, what))
+        spool = Spool()
+        try:
+            response = self._request("GET", "/v1/tasks", params=params, spool=spool)
+            start = spool.first_byte()
+            if "html" in spool.content_type.lower() or start == b"<":
+                raise self._html_error(response, what)
+            if start != b"[":
+                body = spool.read_all()
+                error = self._invalid_json(response, what, size=len(body))
+                try:
+                    parsed = json.loads(body)
+                except ValueError as exc:
+                    raise error(exc) from None
+                raise self._shape_error(what, "a JSON array of tasks", parsed)
+        except BaseException:
+            spool.close()
+            raise
+        return TaskList(spool, self._invalid_json(response, what, size=spool.size))
 
     def fetch_tasks(self, filters: TaskFilters | None = None) -> list[Any]:
         """``GET /v1/tasks`` with ``filters``: every task as a decoded JSON object.
@@ -347,8 +368,13 @@ class ZvmClient:
         *,
         params: dict[str, str] | None = None,
         allow: frozenset[int] = frozenset(),
+        spool: Spool | None = None,
     ) -> httpx.Response:
-        """Send with retries; return a response that is 2xx or in ``allow``."""
+        """Send with retries; return a response that is 2xx or in ``allow``.
+
+        With ``spool``, a successful answer's body is written to it as it arrives (and the
+        response's own body is left empty): an answer of any size then takes a bounded
+        amount of memory. A connection lost mid-body is retried like any other."""
         budget = self.zvm.retry_for.total_seconds()
         attempts = 0
         retrying = Retrying(
@@ -364,17 +390,22 @@ class ZvmClient:
             for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    return self._attempt(method, path, params, allow)
+                    return self._attempt(method, path, params, allow, spool)
         except _Transient as exc:
             raise self._exhausted(method, path, exc, attempts, time.monotonic() - started) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(
-        self, method: str, path: str, params: dict[str, str] | None, allow: frozenset[int]
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        allow: frozenset[int],
+        spool: Spool | None = None,
     ) -> httpx.Response:
         begun = time.monotonic()
         try:
-            response = self._send(method, path, params)
+            response = self._send(method, path, params, spool)
         except TransientLoginError as exc:
             raise _Transient(
                 f"the login answered HTTP {exc.response.status_code}", response=exc.response
@@ -420,13 +451,19 @@ class ZvmClient:
             status_code=status,
         )
 
-    def _send(self, method: str, path: str, params: dict[str, str] | None) -> httpx.Response:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        spool: Spool | None = None,
+    ) -> httpx.Response:
         """One HTTP request, reported to the ``on_attempt`` observer when there is one."""
         if self._on_attempt is None:
-            return self._http.request(method, path, params=params)
+            return self._exchange(method, path, params, spool)
         begun = time.monotonic()
         try:
-            response = self._http.request(method, path, params=params)
+            response = self._exchange(method, path, params, spool)
         except Exception as exc:
             self._on_attempt(
                 Attempt(self.name, method, path, None, time.monotonic() - begun, _failure_kind(exc))
@@ -435,6 +472,29 @@ class ZvmClient:
         self._on_attempt(
             Attempt(self.name, method, path, response.status_code, time.monotonic() - begun)
         )
+        return response
+
+    def _exchange(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None,
+        spool: Spool | None,
+    ) -> httpx.Response:
+        if spool is None:
+            return self._http.request(method, path, params=params)
+        request = self._http.build_request(method, path, params=params)
+        response = self._http.send(request, stream=True)
+        try:
+            if response.status_code >= 300:
+                response.read()  # an error's body is small, and says why
+                return response
+            spool.reset()
+            for chunk in response.iter_bytes():
+                spool.write(chunk)
+            spool.content_type = response.headers.get("Content-Type", "")
+        finally:
+            response.close()
         return response
 
     def _wait(self, state: RetryCallState) -> float:
@@ -491,12 +551,14 @@ class ZvmClient:
         )
 
     def _invalid_json(
-        self, response: httpx.Response, what: str
+        self, response: httpx.Response, what: str, *, size: int | None = None
     ) -> Callable[[Exception], ZvmResponseError]:
+        received = len(response.content) if size is None else size
+
         def error(exc: Exception) -> ZvmResponseError:
             return ZvmResponseError(
                 f"ZVM {self.name} at {self.base_url} answered {what} with invalid JSON "
-                f"({exc}; {len(response.content)} bytes received)",
+                f"({exc}; {received} bytes received)",
                 zvm=self.name,
                 url=self.base_url,
                 status_code=response.status_code,
@@ -507,14 +569,17 @@ class ZvmClient:
     def _refuse_html(self, response: httpx.Response, what: str) -> None:
         content_type = response.headers.get("Content-Type", "")
         if "html" in content_type.lower() or response.content.lstrip()[:1] == b"<":
-            raise ZvmResponseError(
-                f"ZVM {self.name} at {self.base_url} answered {what} with an HTML page "
-                f"(HTTP {response.status_code}), not JSON: is url the ZVM API (port 9669 for a "
-                "Windows ZVM, 443 for the appliance) and not a proxy or web console?",
-                zvm=self.name,
-                url=self.base_url,
-                status_code=response.status_code,
-            )
+            raise self._html_error(response, what)
+
+    def _html_error(self, response: httpx.Response, what: str) -> ZvmResponseError:
+        return ZvmResponseError(
+            f"ZVM {self.name} at {self.base_url} answered {what} with an HTML page "
+            f"(HTTP {response.status_code}), not JSON: is url the ZVM API (port 9669 for a "
+            "Windows ZVM, 443 for the appliance) and not a proxy or web console?",
+            zvm=self.name,
+            url=self.base_url,
+            status_code=response.status_code,
+        )
 
     def _json(self, response: httpx.Response, what: str) -> Any:
         self._refuse_html(response, what)
@@ -542,9 +607,66 @@ class ZvmClient:
 _SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 
 
+SPOOL_MEMORY = 8 * 1024 * 1024
+"""Bytes of an answer kept in memory; the rest goes to a temporary file."""
+
+
+class Spool:
+    """An answer's body as it arrives: in memory up to :data:`SPOOL_MEMORY` bytes, then in
+    a temporary file. It notes whether the JSON holds escaped surrogates (``\\ud800``)
+    while it is written, so that they need no second look."""
+
+    _TAIL = 5  # an escape split between two chunks is still seen
+
+    def __init__(self) -> None:
+        # Closed by close(), which TaskList calls when its iteration ends.
+        self._file: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115
+            max_size=SPOOL_MEMORY
+        )
+        self.content_type = ""
+        self.size = 0
+        self.surrogates = False
+        self._tail = b""
+
+    def reset(self) -> None:
+        """Forget what a failed attempt wrote."""
+        self._file.seek(0)
+        self._file.truncate()
+        self.size, self.surrogates, self._tail = 0, False, b""
+
+    def write(self, chunk: bytes) -> None:
+        if not self.surrogates and _SURROGATE_ESCAPE.search(self._tail + chunk):
+            self.surrogates = True
+        self._tail = chunk[-self._TAIL :]
+        self._file.write(chunk)
+        self.size += len(chunk)
+
+    def first_byte(self) -> bytes:
+        """The first byte that is not white space (b"" for an empty body)."""
+        self._file.seek(0)
+        while chunk := self._file.read(65536):
+            stripped = chunk.lstrip()
+            if stripped:
+                return stripped[:1]
+        return b""
+
+    def read_all(self) -> bytes:
+        self._file.seek(0)
+        return self._file.read()
+
+    def reader(self) -> IO[bytes]:
+        """The body from its start, for reading (one reader at a time)."""
+        self._file.seek(0)
+        return cast(IO[bytes], self._file)
+
+    def close(self) -> None:
+        self._file.close()
+
+
 class TaskList:
-    """One ``GET /v1/tasks`` answer (:meth:`ZvmClient.fetch_task_list`): the body as
-    received, iterated as decoded task objects, one at a time (ijson's C parser), in order.
+    """One ``GET /v1/tasks`` answer (:meth:`ZvmClient.fetch_task_list`): the spooled body,
+    iterated as decoded task objects, one at a time (ijson's C parser), in order; the
+    spool is closed (its file removed) when the iteration ends.
 
     An escaped surrogate (``\\ud800``: .NET writes lone ones) makes the whole body decode
     at once with the standard library instead, which keeps such a string as it is (the
@@ -552,22 +674,34 @@ class TaskList:
     it. ``error`` turns a decoding failure into the ZvmResponseError to raise.
     """
 
-    def __init__(self, body: bytes, error: Callable[[Exception], ZvmResponseError]) -> None:
-        self.body = body
+    def __init__(self, body: Spool | bytes, error: Callable[[Exception], ZvmResponseError]) -> None:
+        if isinstance(body, bytes):
+            spool = Spool()
+            spool.write(body)
+            body = spool
+        self._spool = body
         self._error = error
 
+    def close(self) -> None:
+        """Remove the spooled body (iterating to the end does it too)."""
+        self._spool.close()
+
     def __iter__(self) -> Iterator[Any]:
-        if _SURROGATE_ESCAPE.search(self.body):
-            try:
-                items = json.loads(self.body)
-            except ValueError as exc:
-                raise self._error(exc) from None
-            yield from items if isinstance(items, list) else []
-            return
+        spool = self._spool
         try:
-            yield from ijson.items(self.body, "item", use_float=True)
-        except ijson.JSONError as exc:
-            raise self._error(exc) from None
+            if spool.surrogates:
+                try:
+                    items = json.loads(spool.read_all())
+                except ValueError as exc:
+                    raise self._error(exc) from None
+                yield from items if isinstance(items, list) else []
+                return
+            try:
+                yield from ijson.items(spool.reader(), "item", use_float=True)
+            except ijson.JSONError as exc:
+                raise self._error(exc) from None
+        finally:
+            spool.close()
 
 
 @contextmanager
