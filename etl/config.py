@@ -164,6 +164,12 @@ class ZvmConfig(_Model):
     timeout: Duration = timedelta(seconds=120)
     connect_timeout: Duration = timedelta(seconds=10)
     retry_for: Duration = timedelta(minutes=2)
+    """How long one call is retried while the ZVM answers with failures (5xx, 429,
+    timeouts, dropped connections): a ZVM that is busy or restarting."""
+    connect_retry_for: Duration = timedelta(seconds=15)
+    """How long one call is retried while no connection can be made at all (refused, an
+    unknown host): a ZVM that is down or a wrong url; an interactive ``sync`` says so
+    quickly, and the next pass tries again."""
     task_retention: Duration = timedelta(days=30)
 
     @field_validator("url")

@@ -303,3 +303,71 @@ def test_a_403_that_persists_says_what_the_zvm_said() -> None:
     client = make_client(session_zvm(lambda r: answer))
     with pytest.raises(ZvmResponseError, match="HTTP 403: Valid License is not provided"):
         client.fetch_task_types()
+
+
+class FakeTime:
+    """The client's clock and sleep: sleeping moves the clock, nothing waits."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.mark.parametrize(
+    ("failure", "budget", "error"),
+    [
+        (httpx.ConnectError("[Errno 111] Connection refused"), 15, ZvmConnectionError),
+        (httpx.ConnectError("[Errno -2] Name or service not known"), 15, ZvmConnectionError),
+        (httpx.ReadTimeout("timed out"), 120, ZvmRetriesExhausted),
+        (httpx.RemoteProtocolError("peer closed connection"), 120, ZvmRetriesExhausted),
+    ],
+)
+def test_each_kind_of_failure_has_its_own_retry_budget(
+    failure: Exception, budget: float, error: type[Exception]
+) -> None:
+    """Unreachable (refused, unknown host): connect_retry_for (15s by default), so an
+    interactive sync says so quickly; a ZVM that answers badly: retry_for (2m)."""
+
+    def api(request: httpx.Request) -> httpx.Response:
+        raise failure
+
+    clock = FakeTime()
+    client = ZvmClient(
+        zvm(retry_for="2m", connect_retry_for="15s"),
+        transport=httpx.MockTransport(api),
+        sleep=clock.sleep,
+        monotonic=clock.monotonic,
+    )
+    with pytest.raises(error) as caught:
+        client.fetch_tasks()
+    spent = clock.now - 1000.0
+    assert budget <= spent < budget + 31  # the last wait may overshoot by one backoff (30s max)
+    assert len(clock.slept) >= 3
+    if error is ZvmConnectionError:
+        assert "connect_retry_for" in str(caught.value)
+    else:
+        assert "raise retry_for" in str(caught.value)
+
+
+def test_a_503_storm_longer_than_the_budget_gives_up_with_what_it_saw() -> None:
+    def api(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, headers={"Retry-After": "10"})
+
+    clock = FakeTime()
+    client = ZvmClient(
+        zvm(retry_for="1m"),
+        transport=httpx.MockTransport(session_zvm(api)),
+        sleep=clock.sleep,
+        monotonic=clock.monotonic,
+    )
+    with pytest.raises(ZvmRetriesExhausted, match="HTTP 503"):
+        client.fetch_tasks()
+    assert clock.slept[:3] == [10.0, 10.0, 10.0]  # Retry-After honoured
+    assert 60 <= clock.now - 1000.0 <= 70

@@ -38,7 +38,6 @@ from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
-    stop_after_delay,
     wait_random_exponential,
 )
 
@@ -103,15 +102,23 @@ class TaskFilters:
 
 
 class _Transient(Exception):
-    """One failed attempt worth retrying; ``cause`` says why in words."""
+    """One failed attempt worth retrying; ``cause`` says why in words. ``unreachable`` when
+    no connection could be made at all (refused, unknown host): a ZVM that is down, or a
+    wrong url, for which the shorter ``connect_retry_for`` budget applies."""
 
     def __init__(
-        self, cause: str, *, response: httpx.Response | None = None, refused: bool = False
+        self,
+        cause: str,
+        *,
+        response: httpx.Response | None = None,
+        refused: bool = False,
+        unreachable: bool = False,
     ):
         super().__init__(cause)
         self.cause = cause
         self.response = response
         self.refused = refused
+        self.unreachable = unreachable or refused
 
 
 @dataclass(frozen=True)
@@ -209,8 +216,10 @@ class ZvmClient:
 
     Not thread-safe across threads that share it for logins; one client per ZVM pass.
     ``transport`` replaces the network (tests pass ``httpx.MockTransport``); ``sleep``
-    replaces ``time.sleep`` between retries. ``on_attempt``, when given, is called after
-    every HTTP attempt with an :class:`Attempt` (metrics hook in there; it must not raise).
+    replaces ``time.sleep`` between retries and ``monotonic`` the clock the retry budgets
+    (``retry_for``, ``connect_retry_for``) are measured on. ``on_attempt``, when given, is
+    called after every HTTP attempt with an :class:`Attempt` (metrics hook in there; it
+    must not raise).
     """
 
     def __init__(
@@ -220,6 +229,7 @@ class ZvmClient:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_attempt: AttemptObserver | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.zvm = zvm
         self._on_attempt = on_attempt
@@ -227,6 +237,7 @@ class ZvmClient:
         self.base_url = zvm.url
         self.stats = ClientStats()
         self._sleep = sleep
+        self._monotonic = monotonic
         self._auth = self._make_auth(zvm)
         if not zvm.verify_tls:
             log.warning(
@@ -376,23 +387,34 @@ class ZvmClient:
         response's own body is left empty): an answer of any size then takes a bounded
         amount of memory. A connection lost mid-body is retried like any other."""
         budget = self.zvm.retry_for.total_seconds()
+        connect_budget = min(budget, self.zvm.connect_retry_for.total_seconds())
         attempts = 0
+
+        def stop(state: RetryCallState) -> bool:
+            # Unreachable (refused, unknown host): the short budget; any other failure of a
+            # ZVM that answers (5xx, 429, timeouts, dropped connections): retry_for.
+            exc = state.outcome.exception() if state.outcome is not None else None
+            unreachable = isinstance(exc, _Transient) and exc.unreachable
+            limit = connect_budget if unreachable else budget
+            return self._monotonic() - started >= limit
+
+        started = self._monotonic()
         retrying = Retrying(
-            stop=stop_after_delay(budget),
+            stop=stop,
             wait=self._wait,
             retry=retry_if_exception_type(_Transient),
             sleep=self._sleep,
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        started = time.monotonic()
         try:
             for attempt in retrying:
                 with attempt:
                     attempts += 1
                     return self._attempt(method, path, params, allow, spool)
         except _Transient as exc:
-            raise self._exhausted(method, path, exc, attempts, time.monotonic() - started) from None
+            elapsed = self._monotonic() - started
+            raise self._exhausted(method, path, exc, attempts, elapsed) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _attempt(
@@ -415,7 +437,9 @@ class ZvmClient:
                 raise self._tls_error(exc) from None
             refused = "refused" in str(exc).lower()
             raise _Transient(
-                "connection refused" if refused else f"cannot connect: {exc}", refused=refused
+                "connection refused" if refused else f"cannot connect: {exc}",
+                refused=refused,
+                unreachable=True,
             ) from None
         except httpx.TimeoutException as exc:
             raise _Transient(f"timed out ({type(exc).__name__})") from None
@@ -521,12 +545,13 @@ class ZvmClient:
     def _exhausted(
         self, method: str, path: str, exc: _Transient, attempts: int, elapsed: float
     ) -> ZvmError:
-        if exc.refused:
+        if exc.unreachable:
+            what = "connection refused" if exc.refused else exc.cause
             return ZvmConnectionError(
-                f"cannot connect to ZVM {self.name} at {self.base_url}: connection refused "
-                f"({attempts} attempts in {elapsed:.0f}s). Check the url and port (9669 for a "
-                "Windows ZVM, 443 for the appliance) and that the ZVM is up and reachable "
-                "from here",
+                f"cannot connect to ZVM {self.name} at {self.base_url}: {what} "
+                f"({attempts} attempts in {elapsed:.0f}s). Check the url's host and port (9669 "
+                "for a Windows ZVM, 443 for the appliance) and that the ZVM is up and "
+                "reachable from here (connect_retry_for sets how long to keep trying)",
                 zvm=self.name,
                 url=self.base_url,
             )
