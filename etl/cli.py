@@ -507,6 +507,37 @@ def report(config: Config, out: Path, since: datetime | None, zvm: str | None) -
     click.echo(f"Wrote the report to {out.resolve()}")
 
 
+@cli.command()
+@click.argument("name")
+@click.option(
+    "--dialect",
+    type=click.Choice(["postgresql", "mysql", "sqlite"]),
+    default=None,
+    help="The database to write it for [default: the configured warehouse's].",
+)
+@click.pass_obj
+def sql(config_path: str | None, name: str, dialect: str | None) -> None:
+    """Print a view's or a ready query's SQL as one database runs it.
+
+    The files in sql/ are written once for every database, with macros where they differ;
+    this prints one rendered, to paste into psql, mariadb, sqlite3 or a BI tool.
+
+    \b
+    Example:
+        zvm-etl sql dr_test_evidence --dialect postgresql
+    """
+    from etl.warehouse.sqlfiles import rendered
+
+    if dialect is None:
+        from sqlalchemy.engine import make_url
+
+        from etl.config import load_config
+
+        url = load_config(config_path, zvm_secrets=False).warehouse.url
+        dialect = make_url(url).get_backend_name()
+    click.echo(rendered(name, dialect=dialect) + ";")
+
+
 def main() -> None:
     """Entry point of the ``zvm-etl`` console script."""
     cli(prog_name="zvm-etl")

@@ -245,3 +245,15 @@ def test_simulate_hands_its_arguments_to_the_simulator() -> None:
     assert code == 2 and "Invalid value for --utc-offset" in output and "+03:00" in output
     code, output = invoke("simulate", "--days", "-1")
     assert code == 2 and "days must be >= 0" in output
+
+
+def test_sql_prints_a_view_or_a_query_for_a_database(tmp_path: Path) -> None:
+    code, output = invoke("sql", "v_etl_health", "--dialect", "postgresql")
+    assert code == 0 and "EXTRACT(EPOCH FROM" in output and "${" not in output
+    code, output = invoke("sql", "v_etl_health", "--dialect", "sqlite")
+    assert code == 0 and "julianday('now')" in output
+    config = write_config(tmp_path, "mysql+pymysql://u@h/d", [("a", "http://zvm.test")])
+    code, output = invoke("--config", str(config), "sql", "failover_tests_this_quarter")
+    assert code == 0 and "UTC_DATE()" in output  # the configured warehouse's database
+    code, output = invoke("sql", "nope", "--dialect", "sqlite")
+    assert code == 2 and "'nope'" in output and "dr_test_evidence" in output

@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from etl.errors import InstallationError
+from etl.errors import InstallationError, UnknownExportName
 from etl.resources import sql_dir
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "query_names",
     "query_sql",
     "render",
+    "rendered",
     "view_names",
     "view_select",
     "view_versions",
@@ -205,6 +206,18 @@ def query_names(*, root: Path | None = None) -> list[str]:
 def query_sql(name: str, *, dialect: str, root: Path | None = None) -> str:
     """The text of analyst query ``name`` for ``dialect``."""
     return render(_read("queries", f"{_checked(name)}.sql", root=root), dialect=dialect)
+
+
+def rendered(name: str, *, dialect: str, root: Path | None = None) -> str:
+    """The SQL of view ``name`` (its newest version's ``SELECT``) or of ready query ``name``,
+    as ``dialect`` runs it (what ``zvm-etl sql NAME`` prints). UnknownExportName when
+    neither exists, naming the ones that do."""
+    versions = view_versions(root=root)
+    if name in versions:
+        return view_select(name, versions[name][-1], dialect=dialect, root=root)
+    if name in query_names(root=root):
+        return query_sql(name, dialect=dialect, root=root)
+    raise UnknownExportName(name, [*versions, *query_names(root=root)])
 
 
 def _checked(name: str) -> str:
