@@ -18,18 +18,16 @@ in a temporary file: :class:`~etl.zvm.client.Spool`) and decoded one task at a t
 from __future__ import annotations
 
 import contextlib
-import gc
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from etl.normalize import Rejected, TaskRecord, normalize_tasks
-from etl.zvm.client import TaskFilters, ZvmClient
+from etl.zvm.client import TaskFilters, ZvmClient, gc_paused
 
 __all__ = ["Batch", "Prefetch", "Window", "normalize_batches"]
 
@@ -64,7 +62,7 @@ def normalize_batches(items: Iterable[Any], size: int) -> Iterator[Batch]:
 
 
 def _normalized(batch: list[Any]) -> Batch:
-    with _gc_paused():
+    with gc_paused():
         records, rejected = normalize_tasks(batch)
     distinct: dict[str, Rejected] = {}
     for item in rejected:
@@ -170,14 +168,3 @@ class Prefetch:
                 repeated = tail
         except BaseException as exc:  # handed to the consumer, which raises it
             self._put(exc)
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

@@ -79,20 +79,11 @@ def finish_run(
     now: datetime,
 ) -> None:
     """Mark the run succeeded with its counts, inside the pass's transaction."""
+    record_progress(conn, run_id, counts, requests=requests, retries=retries)
     conn.execute(
         update(schema.etl_runs)
         .where(schema.etl_runs.c.run_id == run_id)
-        .values(
-            status="succeeded",
-            finished_at=now,
-            tasks_received=counts.received,
-            tasks_inserted=counts.inserted,
-            tasks_updated=counts.updated,
-            tasks_unchanged=counts.unchanged,
-            tasks_rejected=counts.rejected,
-            requests=requests,
-            retries=retries,
-        )
+        .values(status="succeeded", finished_at=now)
     )
 
 
