@@ -33,6 +33,7 @@ one task at a time, normalized and written :data:`BATCH_SIZE` tasks at a time.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -242,9 +243,13 @@ class Pass:
         with Prefetch(self.client, windows, batch_size=BATCH_SIZE) as feed:
             for done, ((after, before), batches) in enumerate(feed, start=1):
                 received = self.state.counts.received + self.state.counts.rejected
+                # The first batch comes once the window's whole answer has arrived: wait for
+                # it before the transaction begins, so that no lock is held (SQLite: the one
+                # write lock of the database) while the ZVM answers.
+                first = next(batches, None)
                 with self._transaction() as conn:
                     loader = self._loader(conn)
-                    for batch in batches:
+                    for batch in itertools.chain([first] if first else [], batches):
                         loader.save_rejected(batch.rejected)
                         loader.save_tasks(batch.records)
                     if move_cursors:
