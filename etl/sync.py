@@ -269,7 +269,15 @@ def sync_zvm(
         task.clock = clock
         return task.run_sync().counts
 
-    return _run(engine, zvm, trigger=trigger, work=work, client_factory=client_factory, clock=clock)
+    return _run(
+        engine,
+        zvm,
+        trigger=trigger,
+        work=work,
+        client_factory=client_factory,
+        clock=clock,
+        fresh_since=fresh_since,
+    )
 
 
 def backfill_zvm(
