@@ -228,7 +228,9 @@ class SyncConfig(_Model):
     """How often a pass re-reads the ZVM's entity listings (names of VPGs, sites, hosts):
     on its first pass, then at most this often; ``0s``: every pass."""
     jitter: Duration = timedelta(seconds=10)
-    """Each scheduled pass starts up to this much later, at random (spreads ZVMs out)."""
+    """Each scheduled pass starts up to this much later, at random (spreads ZVMs out); never
+    more than a tenth of ``interval`` (``etl.scheduler.effective_jitter``), so a short
+    interval keeps its rhythm."""
     misfire_grace: Duration | None = None
     """A scheduled pass that cannot start within this of its time is dropped (None: interval)."""
     shutdown_grace: Duration = timedelta(seconds=20)

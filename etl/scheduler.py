@@ -2,9 +2,11 @@
 
 One job per ZVM, with:
 
-- the first pass at start-up (within ``sync.jitter``), then one every ``sync.interval``
-  plus a random delay of up to ``sync.jitter``, so many ZVMs do not hit the warehouse in
-  the same second;
+- the first pass at start-up (within the jitter), then one every ``sync.interval`` plus a
+  random delay of up to the jitter, so many ZVMs do not hit the warehouse in the same
+  second. The jitter is ``sync.jitter`` but never more than a tenth of ``sync.interval``
+  (:func:`effective_jitter`): the default 10 s would otherwise stretch a 3 s interval to
+  3-13 s, and the interval the log announces would not be the one that happens;
 - ``max_instances=1`` and coalescing: a pass still running when the next is due makes
   that one skip, and runs missed while the process was stopped or asleep become one; a
   run that cannot start within ``sync.misfire_grace`` of its time is dropped;
@@ -44,13 +46,21 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
-from etl.config import Config, ZvmConfig, format_duration
+from etl.config import Config, SyncConfig, ZvmConfig, format_duration
 from etl.metrics import Metrics
 from etl.status import ZvmStatus, log_retention_warnings, zvm_status
 from etl.sync import ClientFactory, RunResult, sync_zvm
 from etl.warehouse import db
 
-__all__ = ["EXIT_UNFINISHED", "StopReport", "backoff_interval", "run_schedule"]
+__all__ = [
+    "EXIT_UNFINISHED",
+    "StopReport",
+    "backoff_interval",
+    "effective_jitter",
+    "first_pass_delay",
+    "pass_trigger",
+    "run_schedule",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +68,39 @@ EXIT_UNFINISHED = 5
 """The CLI's exit status when a pass did not finish within ``sync.shutdown_grace``."""
 
 POLL_SECONDS = 0.5
+
+JITTER_SHARE = 10
+"""The jitter is at most ``sync.interval / JITTER_SHARE`` (see :func:`effective_jitter`)."""
+
+
+def effective_jitter(sync: SyncConfig) -> timedelta:
+    """The random delay the scheduler adds to each pass: ``sync.jitter``, but at most a
+    tenth of ``sync.interval``.
+
+    The jitter spreads ZVMs out; it must not change the rhythm the configuration asks for.
+    Uncapped, the default 10 s would make a ``3s`` interval a 3-13 s one. With the cap a
+    pass starts every ``interval`` to ``1.1 x interval``. It is computed from the
+    configured interval, also while a failing ZVM backs off to a longer one.
+    """
+    return min(sync.jitter, sync.interval / JITTER_SHARE)
+
+
+def first_pass_delay(sync: SyncConfig, *, rng: random.Random | None = None) -> timedelta:
+    """How long after start-up a ZVM's first pass runs: uniform in ``0..effective_jitter``
+    (``rng`` draws it; the module's generator when None)."""
+    bound = effective_jitter(sync).total_seconds()
+    if bound <= 0:
+        return timedelta(0)
+    uniform = rng.uniform if rng is not None else random.uniform
+    return timedelta(seconds=uniform(0, bound))
+
+
+def pass_trigger(sync: SyncConfig, interval: timedelta | None = None) -> IntervalTrigger:
+    """The APScheduler trigger of a ZVM's job: every ``interval`` (``sync.interval`` when
+    None; longer while the ZVM backs off) plus a random ``0..effective_jitter(sync)``."""
+    every = interval if interval is not None else sync.interval
+    jitter = effective_jitter(sync).total_seconds()
+    return IntervalTrigger(seconds=every.total_seconds(), jitter=jitter or None, timezone=UTC)
 
 
 def backoff_interval(interval: timedelta, failures: int, *, cap: timedelta) -> timedelta:
@@ -190,13 +233,7 @@ class _Runner:
         with self.cond:
             if self.stopping or self.scheduler is None:
                 return
-            self.scheduler.reschedule_job(name, trigger=self.trigger(interval))
-
-    def trigger(self, interval: timedelta) -> IntervalTrigger:
-        jitter = self.config.sync.jitter.total_seconds()
-        return IntervalTrigger(
-            seconds=interval.total_seconds(), jitter=jitter or None, timezone=UTC
-        )
+            self.scheduler.reschedule_job(name, trigger=pass_trigger(self.config.sync, interval))
 
     def stop(self, grace: timedelta) -> StopReport:
         """No new passes; wait up to ``grace`` for the running ones."""
@@ -341,26 +378,38 @@ def run_schedule(
             logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
         now = datetime.now(UTC)
         for zvm in zvms:
-            first = now + timedelta(seconds=random.uniform(0, settings.jitter.total_seconds()))
             scheduler.add_job(
                 runner.run_pass,
-                runner.trigger(settings.interval),
+                pass_trigger(settings),
                 args=[zvm.name],
                 id=zvm.name,
                 name=f"sync {zvm.name}",
-                next_run_time=first,
+                next_run_time=now + first_pass_delay(settings),
             )
         runner.scheduler = scheduler
         with _signals(stop) if handle_signals else _no_signals():
             scheduler.start()
+            jitter = effective_jitter(settings)
+            capped = (
+                f": sync.jitter {format_duration(settings.jitter)} capped at a tenth of the "
+                "interval"
+                if jitter < settings.jitter
+                else ""
+            )
             log.info(
-                "scheduler started: %d ZVM(s) (%s), a pass every %s (+ up to %s jitter); "
+                "scheduler started: %d ZVM(s) (%s), a pass every %s (+ up to %s jitter%s); "
                 "SIGINT/SIGTERM stop it",
                 len(zvms),
                 ", ".join(z.name for z in zvms),
                 format_duration(settings.interval),
-                format_duration(settings.jitter),
-                extra={"event": "started", "zvms": [z.name for z in zvms]},
+                format_duration(jitter),
+                capped,
+                extra={
+                    "event": "started",
+                    "zvms": [z.name for z in zvms],
+                    "interval_seconds": settings.interval.total_seconds(),
+                    "jitter_seconds": jitter.total_seconds(),
+                },
             )
             while not stop.wait(POLL_SECONDS):
                 pass
