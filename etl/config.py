@@ -77,6 +77,8 @@ def parse_duration(value: object) -> timedelta:
         if match:
             number, unit = match.groups()
             return timedelta(seconds=float(number) * _UNITS[unit or "s"])
+        if _DURATION.match(value.strip().removeprefix("-")):
+            raise ValueError(f"{value!r} is not a duration: a duration cannot be negative")
     raise ValueError(f"{value!r} is not a duration: write 30s, 10m, 2h or 7d (a number is seconds)")
 
 
@@ -177,11 +179,17 @@ class ZvmConfig(_Model):
     def _url_has_scheme(cls, value: str) -> str:
         value = value.strip().rstrip("/")
         scheme, sep, rest = value.partition("://")
-        if not sep or scheme.lower() not in ("http", "https") or not rest:
+        example = "write e.g. https://zvm.example.com:9669"
+        if not sep:
+            # Never a silent http://: credentials go in clear text only when the URL says so.
+            raise ValueError(f"{value!r} has no http:// or https:// scheme: {example}")
+        if scheme.lower() not in ("http", "https"):
             raise ValueError(
-                f"{value!r} has no http:// or https:// scheme: write e.g. "
-                "https://zvm.example.com:9669"
+                f"{value!r}: the scheme {scheme}:// is not supported, a ZVM's API is reached "
+                f"with https:// (or http://): {example}"
             )
+        if not rest.split("/", 1)[0]:
+            raise ValueError(f"{value!r} has no host: {example}")
         if "@" in rest.split("/", 1)[0]:
             raise ValueError("put credentials in username/password, not in the URL")
         return value
@@ -335,6 +343,12 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a name, not a list or a mapping", key_node.start_mark
+            ) from None
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None, f"the key {key!r} is written twice", key_node.start_mark
@@ -343,25 +357,44 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict
     return loader.construct_mapping(node)
 
 
+def _construct_timestamp(loader: _UniqueKeyLoader, node: yaml.ScalarNode) -> Any:
+    """A date YAML cannot build (``2024-13-45``) stays text: the key's validation then
+    says what is wrong with it, and where."""
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_timestamp)
 
 
 def _interpolate(
-    value: Any, key: str, env: dict[str, str], problems: list[str], *, secrets: bool = True
+    value: Any,
+    key: str,
+    env: dict[str, str],
+    problems: list[str],
+    *,
+    secrets: bool = True,
+    unset: set[str] | None = None,
 ) -> Any:
     """Replace ``${VAR}`` in every string; ``$$`` is a literal ``$``.
 
     With ``secrets`` False, a secret key whose variable is not set becomes null instead of
-    a problem: commands that never talk to a ZVM run without the ZVM credentials.
+    a problem: commands that never talk to a ZVM run without the ZVM credentials. The keys
+    whose variable is not set are added to ``unset``.
     """
     if isinstance(value, dict):
         return {
-            k: _interpolate(v, f"{key}.{k}" if key else str(k), env, problems, secrets=secrets)
+            k: _interpolate(
+                v, f"{key}.{k}" if key else str(k), env, problems, secrets=secrets, unset=unset
+            )
             for k, v in value.items()
         }
     if isinstance(value, list):
         return [
-            _interpolate(v, f"{key}[{i}]", env, problems, secrets=secrets)
+            _interpolate(v, f"{key}[{i}]", env, problems, secrets=secrets, unset=unset)
             for i, v in enumerate(value)
         ]
     if isinstance(value, str):
@@ -375,6 +408,8 @@ def _interpolate(
             if name is None:
                 return "$"
             if name not in env:
+                if unset is not None:
+                    unset.add(key)
                 problems.append(
                     f"{key}: the environment variable {name} is not set "
                     f"(export {name}=... or remove ${{{name}}})"
@@ -411,15 +446,94 @@ def _key_path(loc: tuple[int | str, ...], data: Any) -> str:
     return "".join(parts) or "(top level)"
 
 
+_SECTIONS: dict[str, type[_Model]] = {
+    "warehouse": WarehouseConfig,
+    "zvms": ZvmConfig,
+    "sync": SyncConfig,
+}
+_HINTS = {
+    "auth": "session for a Windows ZVM, keycloak for the ZVM appliance",
+    "verify_tls": "write true or false",
+    "retention_warning": "a fraction of task_retention, above 0 and at most 1, e.g. 0.5",
+}
+"""A hint appended to a type or range error of these keys (pydantic says what, not why)."""
+_KINDS = {"str": "text", "int": "a number", "float": "a number", "bool": "true/false"}
+_KINDS |= {"dict": "a mapping", "list": "a list"}
+_NAME_RULE = (
+    "a ZVM name is 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+)
+
+
+def _field_of(loc: tuple[int | str, ...]) -> tuple[type[_Model], str] | None:
+    """The model and field name a location points at: ``("zvms", 0, "url")`` →
+    ``(ZvmConfig, "url")``; None when it is not a known model's key."""
+    names = [part for part in loc if isinstance(part, str)]
+    if not names:
+        return None
+    if len(names) == 1:
+        model: type[_Model] = Config
+    elif names[0] in _SECTIONS:
+        model = _SECTIONS[names[0]]
+    else:
+        return None
+    name = names[-1] if len(names) == 1 else names[1]
+    return (model, name) if name in model.model_fields else None
+
+
+def _keys_of(model: type[_Model]) -> list[str]:
+    return [name for name, field in model.model_fields.items() if not field.exclude]
+
+
+def _unknown_key(loc: tuple[int | str, ...], key: str) -> str:
+    """``unknown key``, with the closest key there is when it looks like a typo."""
+    import difflib
+
+    names = [part for part in loc[:-1] if isinstance(part, str)]
+    model = _SECTIONS.get(names[0], Config) if names else Config
+    name = str(loc[-1])
+    close = difflib.get_close_matches(name.lower(), _keys_of(model), n=1, cutoff=0.7)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    where = {"zvms": "a ZVM"}.get(names[0], names[0]) if names else "the top level"
+    return (
+        f"{key}: unknown key{hint} (the keys of {where} are: {', '.join(_keys_of(model))}; "
+        "see config.example.yaml)"
+    )
+
+
 def _describe(error: Any, data: Any) -> str:
-    key = _key_path(tuple(error["loc"]), data)
+    loc = tuple(error["loc"])
+    key = _key_path(loc, data)
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"{key}: unknown key (see config.example.yaml for the keys there are)"
+        return _unknown_key(loc, key)
     if kind == "missing":
         return f"{key}: required but missing"
+    if kind == "invalid_key":
+        parent = _key_path(loc[:-1], data)
+        return f"{parent}: the key {error.get('input')!r} is not a name: write keys as text"
+    field = _field_of(loc)
+    if kind == "too_short" and loc == ("zvms",):
+        return f"{key}: the list is empty: configure at least one ZVM (name, url, credentials)"
+    if kind in ("model_type", "dict_type", "list_type"):
+        shape = "a list (one '- ' item per line)" if kind == "list_type" else "a mapping"
+        what = "each ZVM" if loc[:1] == ("zvms",) and len(loc) == 2 else "it"
+        if error.get("input") is None:
+            return f"{key}: is empty: {what} must be {shape} of keys, or be left out"
+        got = _KINDS.get(type(error.get("input")).__name__, "single value")
+        return f"{key}: {what} must be {shape}, not {got} (see config.example.yaml)"
+    if kind == "string_pattern_mismatch" and field is not None and field[1] == "name":
+        return f"{key}: {error.get('input')!r} cannot be used: {_NAME_RULE}"
+    if error.get("input", ...) is None and kind.endswith("_type") and field is not None:
+        model, name = field
+        default = model.model_fields[name].default
+        instead = (
+            f", or leave the key out for the default ({default})"
+            if default is not None and not model.model_fields[name].is_required()
+            else ""
+        )
+        return f"{key}: has no value: write one{instead}"
     message = str(error["msg"]).removeprefix("Value error, ")
-    secret = any(part in ("password", "client_secret") for part in error["loc"])
+    secret = any(part in SECRET_KEYS for part in loc)
     if (
         kind not in ("value_error", "assertion_error")
         and "input" in error
@@ -427,6 +541,8 @@ def _describe(error: Any, data: Any) -> str:
         and not isinstance(error["input"], dict | list)
     ):
         message = f"{message} (got {error['input']!r})"
+    if kind != "value_error" and field is not None and field[1] in _HINTS:
+        message = f"{message}: {_HINTS[field[1]]}"
     return f"{key}: {message}"
 
 
@@ -446,27 +562,40 @@ def parse_config(
     env = dict(os.environ) if env is None else env
     problems: list[str] = []
     if data is None:
-        data = {}
+        raise ConfigError(
+            f"{source}: the configuration is empty: it needs at least a zvms list "
+            "(copy config.example.yaml and edit it)"
+        )
     if not isinstance(data, dict):
         raise ConfigError(
             f"{source}: the top level must be a mapping with warehouse, zvms and sync"
         )
-    data = _interpolate(data, "", env, problems, secrets=zvm_secrets)
-    if problems:
-        raise ConfigError(
-            "\n".join(f"{source}: {p}" for p in problems),
-            problems=[f"{source}: {p}" for p in problems],
-        )
+    unset: set[str] = set()
+    data = _interpolate(data, "", env, problems, secrets=zvm_secrets, unset=unset)
+    found = [f"{source}: {p}" for p in problems]
     if env.get(WAREHOUSE_URL_ENV):
         warehouse = data.get("warehouse") if isinstance(data.get("warehouse"), dict) else {}
         data["warehouse"] = {**warehouse, "url": env[WAREHOUSE_URL_ENV]}
+
+    def from_unset(loc: tuple[int | str, ...]) -> bool:
+        # A key whose ${VAR} is not set was reported as such: not again as a bad value.
+        path = _key_path(loc, None)
+        return any(path == key or path.startswith((key + ".", key + "[")) for key in unset)
+
     try:
-        return Config.model_validate(
+        config = Config.model_validate(
             {**data, "source": source}, context={"zvm_secrets": zvm_secrets}
         )
     except ValidationError as exc:
-        found = [f"{source}: {_describe(err, data)}" for err in exc.errors()]
+        found += [
+            f"{source}: {_describe(err, data)}"
+            for err in exc.errors()
+            if not from_unset(tuple(err["loc"]))
+        ]
         raise ConfigError("\n".join(found), problems=found) from None
+    if found:
+        raise ConfigError("\n".join(found), problems=found)
+    return config
 
 
 def load_config(
@@ -484,6 +613,11 @@ def load_config(
     config_path = find_config_path(path)
     try:
         text = config_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{config_path}: the configuration file is not UTF-8 text (byte {exc.start}: "
+            f"{exc.reason}); save it as UTF-8"
+        ) from None
     except FileNotFoundError:
         hint = "pass --config PATH, set ZVM_ETL_CONFIG, or copy config.example.yaml to config.yaml"
         raise ConfigError(
@@ -502,4 +636,8 @@ def load_config(
             where = f" at line {mark.line + 1}, column {mark.column + 1}"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{config_path}: invalid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{config_path}: invalid YAML: nested too deeply") from None
+    except ValueError as exc:  # a value its explicit tag cannot build: !!int abc
+        raise ConfigError(f"{config_path}: invalid YAML: {exc}") from None
     return parse_config(data, source=str(config_path), env=env, zvm_secrets=zvm_secrets)
