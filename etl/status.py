@@ -30,6 +30,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import DBAPIError
 
 from etl.config import Config, format_duration
 from etl.errors import EtlError
@@ -96,6 +97,7 @@ def _iso(value: datetime | None) -> str | None:
 def _zvm_status(engine: Engine, name: str, url: str | None, now: datetime) -> ZvmStatus:
     runs, tasks, cursors, zvms = schema.etl_runs, schema.tasks, schema.sync_cursors, schema.zvms
     with connect(engine) as conn:
+        conn.execution_options(sqlite_begin="DEFERRED")  # it only reads
         names = conn.execute(
             select(zvms.c.names_refreshed_at, zvms.c.names_error).where(zvms.c.name == name)
         ).first()
@@ -195,7 +197,7 @@ def warn_retention(config: Config, *, engine: Engine | None = None) -> None:
     a warehouse that cannot be read is ignored here: the failed pass said so already."""
     try:
         rows = read_status(config, engine=engine)
-    except EtlError as exc:
+    except (EtlError, DBAPIError) as exc:
         log.debug("cannot read the status for the retention check: %s", exc)
         return
     log_retention_warnings([row for row in rows if row.configured])
@@ -215,6 +217,7 @@ def read_status(
     try:
         db.check_schema(engine)
         with connect(engine) as conn:
+            conn.execution_options(sqlite_begin="DEFERRED")  # it only reads
             known = {
                 name: url
                 for name, url in conn.execute(select(schema.zvms.c.name, schema.zvms.c.url))

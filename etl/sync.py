@@ -18,13 +18,12 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from etl.config import Config, SyncConfig, ZvmConfig
 from etl.errors import EtlError
 from etl.passes import BATCH_SIZE, Clock, Pass, Trigger, WindowCallback, plan_windows, utc_now
-from etl.warehouse import db
-from etl.warehouse.engine import unavailable
+from etl.warehouse import db, faults
 from etl.warehouse.load import LoadCounts
 from etl.warehouse.locks import zvm_lock
 from etl.warehouse.runs import fail_run, mark_abandoned, start_run, synced_since
@@ -116,12 +115,7 @@ def _describe(exc: BaseException, engine: Engine) -> str:
     """A one-paragraph, secret-free description of why a pass failed."""
     if isinstance(exc, EtlError):
         return str(exc)
-    if isinstance(exc, OperationalError):
-        return str(unavailable(engine.url, exc))
-    if isinstance(exc, DBAPIError):
-        reason = exc.orig if exc.orig is not None else exc
-        return f"the warehouse refused a write: {type(reason).__name__}: {reason}"
-    return f"unexpected {type(exc).__name__}: {exc}"
+    return faults.describe(exc, engine.url)
 
 
 def _run(
@@ -180,7 +174,39 @@ def _locked_run(
     client_factory: ClientFactory,
     clock: Clock,
 ) -> RunResult:
-    """Bookkeeping around one pass: the etl_runs row, the client, the failure record."""
+    """The pass, run again at once (each attempt its own ``etl_runs`` row) while the
+    database chooses it as a deadlock's victim, up to ``faults.CONFLICT_ATTEMPTS`` times."""
+    attempt = 1
+    while True:
+        result, fault = _attempt(
+            engine, zvm, trigger=trigger, work=work, client_factory=client_factory, clock=clock
+        )
+        if fault is None or not fault.retry_at_once or attempt >= faults.CONFLICT_ATTEMPTS:
+            return result
+        log.warning(
+            "ZVM %s: %s pass %s was a deadlock's victim (attempt %d of %d); its committed "
+            "windows stay, running it again",
+            zvm.name,
+            trigger,
+            result.run_id,
+            attempt,
+            faults.CONFLICT_ATTEMPTS,
+            extra={"event": "retry", "zvm": zvm.name},
+        )
+        attempt += 1
+
+
+def _attempt(
+    engine: Engine,
+    zvm: ZvmConfig,
+    *,
+    trigger: Trigger,
+    work: Callable[[ZvmClient, int, datetime], LoadCounts],
+    client_factory: ClientFactory,
+    clock: Clock,
+) -> tuple[RunResult, faults.Fault | None]:
+    """Bookkeeping around one pass: the etl_runs row, the client, the failure record; with
+    the warehouse fault that failed it, if one did."""
     began = clock()
     timer = time.monotonic()
     run_id = start_run(engine, zvm=zvm.name, url=zvm.url, trigger=trigger, now=began)
@@ -227,7 +253,7 @@ def _locked_run(
             error,
             extra=result.log_fields(),
         )
-        return result
+        return result, faults.classify(exc)
     finally:
         client.close()
     result = RunResult(
@@ -242,7 +268,7 @@ def _locked_run(
         retries=client.stats.retries,
     )
     log.info(result.summary(), extra=result.log_fields())
-    return result
+    return result, None
 
 
 def sync_zvm(

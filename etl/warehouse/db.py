@@ -32,10 +32,12 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Engine, inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from etl.errors import InstallationError, SchemaMismatch
+from etl.errors import InstallationError, SchemaMismatch, WarehouseError
 from etl.resources import migrations_dir
+from etl.warehouse import faults
 from etl.warehouse.engine import connect, display_url, make_engine
 from etl.warehouse.schema import metadata
 from etl.warehouse.sqlfiles import view_names
@@ -124,8 +126,13 @@ def check_schema(engine: Engine) -> None:
     """
     where = f"The warehouse at {display_url(engine.url)}"
     with connect(engine) as connection:
-        versioned = inspect(connection).has_table("alembic_version")
-        current = MigrationContext.configure(connection).get_current_heads() if versioned else ()
+        connection.execution_options(sqlite_begin="DEFERRED")  # it only reads
+        try:
+            versioned = inspect(connection).has_table("alembic_version")
+            context = MigrationContext.configure(connection)
+            current = context.get_current_heads() if versioned else ()
+        except DBAPIError as exc:  # e.g. read-only SQLite refuses even to begin
+            raise WarehouseError(faults.describe(exc, engine.url, in_pass=False)) from None
     if not versioned:
         raise SchemaMismatch(f"{where} has no schema (no alembic_version table): {UPGRADE_HINT}.")
     if not current:

@@ -11,7 +11,9 @@
   ``BEGIN IMMEDIATE``: a transaction takes the write lock when it starts, so two passes
   that each read a cursor and then write queue up on the busy timeout, instead of the
   second failing with "database is locked" when it tries to write after its snapshot went
-  stale. Callers that only read, a lot, can ask for ``sqlite_begin="DEFERRED"``.
+  stale. Callers that only read, a lot, can ask for ``sqlite_begin="DEFERRED"`` (for the
+  engine, or as a connection's execution option: the schema check does, so a long write
+  by another process does not block it).
 - **MariaDB/MySQL**: ``utf8mb4``, ``READ COMMITTED``, the session time zone set to UTC (so
   ``NOW()`` in a query means the same as in the stored naive-UTC values) and strict mode
   added to the session's ``sql_mode`` (a too-long value is an error, never truncated).
@@ -154,4 +156,6 @@ def _configure_sqlite(engine: Engine, *, begin: str) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql(f"BEGIN {begin}")
+        # A connection that only reads may ask for execution_options(sqlite_begin="DEFERRED").
+        mode = connection.get_execution_options().get("sqlite_begin", begin)
+        connection.exec_driver_sql(f"BEGIN {'DEFERRED' if mode == 'DEFERRED' else begin}")
