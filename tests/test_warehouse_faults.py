@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import Any
 
 import pytest
@@ -28,7 +27,8 @@ from tests.service import runs, task_count, wait_until
 from tests.syncing import (
     advance,
     assert_converged,
-    expected_tasks,
+    assert_no_task_skipped,
+    cursors,
     make_config,
     one_pass,
     start_sim,
@@ -46,27 +46,6 @@ def sim() -> Iterator[Simulator]:
         yield simulator
     finally:
         simulator.stop()
-
-
-def cursors(engine: Engine) -> dict[str, datetime]:
-    table = schema.sync_cursors
-    with engine.connect() as conn:
-        return {
-            name: value for name, value in conn.execute(sa.select(table.c.cursor, table.c.value))
-        }
-
-
-def assert_no_task_skipped(engine: Engine, sim: Simulator) -> None:
-    """The committed cursors are not past any task the warehouse lacks: a pass that starts
-    from them (minus nothing) still finds every missing task."""
-    started = cursors(engine).get("started")
-    if started is None:
-        return
-    good, _ = expected_tasks(sim)
-    with engine.connect() as conn:
-        held = set(conn.execute(sa.select(schema.tasks.c.task_identifier)).scalars())
-    skipped = [i for i, task in good.items() if i not in held and task.started_at < started]
-    assert not skipped, f"the cursor moved past {len(skipped)} tasks never loaded"
 
 
 def fault_trigger(engine: Engine, table: str, code: str | int, *, times: int | None) -> None:
