@@ -21,8 +21,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the package with every extra and the dev tools
 
-test: $(STAMP) ## Run the test suite (PostgreSQL/MariaDB too when their URLs are set)
-	$(BIN)/pytest $(PYTEST_ARGS)
+# Two workers (pytest-xdist): each test has its own database, so they run side by side.
+PYTEST_WORKERS ?= 2
+
+test: $(STAMP) ## Run the test suite on 2 workers (PostgreSQL/MariaDB too when their URLs are set)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict (package, simulator, tests)
 	$(BIN)/ruff check etl zvm_simulator scripts tests migrations bench
