@@ -57,7 +57,10 @@ bench: $(STAMP) $(BENCH_STAMP) ## Benchmark vs dlt and a hand-written limit, pro
 bench-quick: $(STAMP) $(BENCH_STAMP) ## The 10,000-task first-pass benchmark (under a minute); writes bench/results-quick.md
 	$(BIN)/python -m bench --quick
 
+soak: $(STAMP) ## The scheduler vs 3 faulty simulated ZVMs for SOAK_SECONDS (600) on ZVM_ETL_TEST_POSTGRES_URL, then verify warehouse and RSS (SOAK_ARGS: scripts/soak.py -h)
+	$(BIN)/python scripts/soak.py $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS)) $(SOAK_ARGS)
+
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
 
-.PHONY: help install test lint format demo dictionary run bench bench-quick clean
+.PHONY: help install test lint format demo dictionary run bench bench-quick soak clean

@@ -248,6 +248,7 @@ class ZvmApi:
         if refused is not None:
             return refused
         if self._dice.roll("error", self.faults.error_rate):
+            self.faults.injected.add("error")
             retry_after = _seconds_text(self.faults.retry_after)
             return _message(503, _UNAVAILABLE, ("Retry-After", retry_after))
         if not self.auth.authorize(headers):
@@ -266,6 +267,7 @@ class ZvmApi:
             return _message(400, str(error))
         response = Response(200, self.list_body(query))
         if self._dice.roll("drop", self.faults.drop_rate):
+            self.faults.injected.add("drop")
             response.drop_after = max(1, len(response.body) // 2)
         return response
 
@@ -277,8 +279,10 @@ class ZvmApi:
 
     def _listing(self, template: str, site: str | None) -> Response:
         if template in self.faults.missing_listings:
+            self.faults.injected.add("missing_listing")
             return _message(404, f"No HTTP resource was found that matches '{template}'.")
         if template in self.faults.failing_listings:
+            self.faults.injected.add("failing_listing")
             return _message(500, "An error has occurred.")
         base = self.wire.base_url
         inventory = self.inventory

@@ -207,20 +207,19 @@ class AuthStore:
             if credential is None or credential.kind == "refresh":
                 return False
             idle = self._settings.session_idle_timeout
-            expired = (
-                (credential.expires_at is not None and now >= credential.expires_at)
-                or (credential.kind == "session" and now - credential.last_used >= idle)
-                or (
-                    faults.session_ttl is not None
-                    and now - credential.created >= faults.session_ttl
-                )
-                or (
-                    faults.session_max_requests is not None
-                    and count
-                    and credential.requests >= faults.session_max_requests
-                )
+            expired = (credential.expires_at is not None and now >= credential.expires_at) or (
+                credential.kind == "session" and now - credential.last_used >= idle
             )
-            if expired:
+            cut_short = (
+                faults.session_ttl is not None and now - credential.created >= faults.session_ttl
+            ) or (
+                faults.session_max_requests is not None
+                and count
+                and credential.requests >= faults.session_max_requests
+            )
+            if expired or cut_short:
+                if cut_short and not expired:
+                    faults.injected.add("session_expired")
                 del self._credentials[token]
                 return False
             if count:

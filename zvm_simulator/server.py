@@ -147,6 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
                 response = Response(503, error_body("The simulator is starting."))
             else:
                 if api.faults.latency > 0:
+                    api.faults.injected.add("latency")
                     time.sleep(api.faults.latency)
                 response = api.handle(self.command, url.path, params, headers, body)
         self.server.record(

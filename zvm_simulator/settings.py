@@ -8,11 +8,58 @@ request sees it.
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Literal
 
-__all__ = ["Faults", "RequestRecord", "SimulatorSettings"]
+__all__ = ["FaultCounts", "Faults", "RequestRecord", "SimulatorSettings"]
+
+
+class FaultCounts:
+    """How many times each fault knob of :class:`Faults` changed an answer, by kind.
+
+    Counted by the server's threads as the faults happen (thread-safe):
+
+    - ``error``: API requests answered 503 (``error_rate``);
+    - ``drop``: list answers cut mid-body (``drop_rate``);
+    - ``latency``: answers delayed by ``latency``;
+    - ``session_expired``: sessions or tokens refused because of ``session_ttl`` or
+      ``session_max_requests`` (not those that expired on their own);
+    - ``missing_listing`` / ``failing_listing``: entity listings answered 404 / 500.
+
+    ``malformed_rate`` is not counted here: whether a task is malformed is a property of
+    the task (stable across requests), which :meth:`Simulator.ground_truth` shows.
+    """
+
+    KINDS = (
+        "error",
+        "drop",
+        "latency",
+        "session_expired",
+        "missing_listing",
+        "failing_listing",
+    )
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[str] = Counter()
+
+    def add(self, kind: str) -> None:
+        """Count one fault of ``kind`` (one of :attr:`KINDS`)."""
+        with self._lock:
+            self._counts[kind] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        """The counts so far, every kind of :attr:`KINDS` included (0 when none)."""
+        with self._lock:
+            return {kind: self._counts[kind] for kind in self.KINDS}
+
+    def clear(self) -> None:
+        """Back to zero."""
+        with self._lock:
+            self._counts.clear()
 
 
 @dataclass
@@ -44,6 +91,9 @@ class Faults:
 
     The random draws for ``error_rate`` and ``drop_rate`` come from generators seeded by the
     simulator's seed (one per knob), so the same sequence of requests meets the same faults.
+
+    ``injected`` is not a knob: it counts the faults the knobs caused (:class:`FaultCounts`);
+    :meth:`reset` keeps it, and it takes no part in comparisons.
     """
 
     error_rate: float = 0.0
@@ -55,10 +105,13 @@ class Faults:
     malformed_rate: float = 0.0
     missing_listings: set[str] = field(default_factory=set)
     failing_listings: set[str] = field(default_factory=set)
+    injected: FaultCounts = field(default_factory=FaultCounts, compare=False, repr=False)
 
     def reset(self) -> None:
-        """Put every knob back to its default (no faults)."""
+        """Put every knob back to its default (no faults); the counts of ``injected`` stay."""
         for knob in fields(self):
+            if knob.name == "injected":
+                continue
             if knob.default_factory is not MISSING:
                 setattr(self, knob.name, knob.default_factory())
             else:
