@@ -304,7 +304,7 @@ class ZvmClient:
                 error = self._invalid_json(response, what, size=len(body))
                 try:
                     parsed = json.loads(body)
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
                     raise error(exc) from None
                 raise self._shape_error(what, "a JSON array of tasks", parsed)
         except BaseException:
@@ -618,7 +618,7 @@ class ZvmClient:
                 # orjson refuses escaped lone surrogates ("\ud800") that .NET may write;
                 # the standard library reads them, and normalization rejects such records.
                 return json.loads(response.content)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested too deep
                 raise self._invalid_json(response, what)(error) from None
 
     def _shape_error(self, what: str, expected: str, body: object) -> ZvmResponseError:
@@ -631,7 +631,14 @@ class ZvmClient:
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+_DIGITS_AS_ZERO = bytes(48 if 48 <= b <= 57 else b for b in range(256))  # 0-9 → 0
+_LONG_NUMBER = b"0" * 19
+"""19 digits in a row: maybe an integer beyond 64 bits, an ``integer overflow`` that the
+streaming parser would fail the whole answer with (found with bytes.translate: a regular
+expression would scan 20 times slower)."""
 
+
+_BOM = b"\xef\xbb\xbf"
 
 SPOOL_MEMORY = 8 * 1024 * 1024
 """Bytes of an answer kept in memory; the rest goes to a temporary file."""
@@ -639,10 +646,11 @@ SPOOL_MEMORY = 8 * 1024 * 1024
 
 class Spool:
     """An answer's body as it arrives: in memory up to :data:`SPOOL_MEMORY` bytes, then in
-    a temporary file. It notes whether the JSON holds escaped surrogates (``\\ud800``)
-    while it is written, so that they need no second look."""
+    a temporary file. It notes whether the JSON holds what only the standard library reads
+    (an escaped surrogate, an integer beyond 64 bits) while it is written, so that the body
+    needs no second look."""
 
-    _TAIL = 5  # an escape split between two chunks is still seen
+    _TAIL = 18  # an escape or a digit run split between two chunks is still seen
 
     def __init__(self) -> None:
         # Closed by close(), which TaskList calls when its iteration ends.
@@ -651,25 +659,30 @@ class Spool:
         )
         self.content_type = ""
         self.size = 0
-        self.surrogates = False
+        self.needs_stdlib = False
         self._tail = b""
 
     def reset(self) -> None:
         """Forget what a failed attempt wrote."""
         self._file.seek(0)
         self._file.truncate()
-        self.size, self.surrogates, self._tail = 0, False, b""
+        self.size, self.needs_stdlib, self._tail = 0, False, b""
 
     def write(self, chunk: bytes) -> None:
-        if not self.surrogates and _SURROGATE_ESCAPE.search(self._tail + chunk):
-            self.surrogates = True
-        self._tail = chunk[-self._TAIL :]
+        if not self.needs_stdlib:
+            seen = self._tail + chunk
+            if _SURROGATE_ESCAPE.search(seen) or _LONG_NUMBER in seen.translate(_DIGITS_AS_ZERO):
+                self.needs_stdlib = True
+            self._tail = seen[-self._TAIL :]  # chunks may be shorter than the tail
         self._file.write(chunk)
         self.size += len(chunk)
 
     def first_byte(self) -> bytes:
-        """The first byte that is not white space (b"" for an empty body)."""
+        """The first byte that is not white space (b"" for an empty body), after a UTF-8
+        byte order mark, which .NET may write and JSON parsers may ignore (RFC 8259)."""
         self._file.seek(0)
+        if self._file.read(len(_BOM)) != _BOM:
+            self._file.seek(0)
         while chunk := self._file.read(65536):
             stripped = chunk.lstrip()
             if stripped:
@@ -681,8 +694,11 @@ class Spool:
         return self._file.read()
 
     def reader(self) -> IO[bytes]:
-        """The body from its start, for reading (one reader at a time)."""
+        """The body from its start (after a byte order mark), for reading (one reader at
+        a time)."""
         self._file.seek(0)
+        if self._file.read(len(_BOM)) != _BOM:
+            self._file.seek(0)
         return cast(IO[bytes], self._file)
 
     def close(self) -> None:
@@ -694,10 +710,11 @@ class TaskList:
     iterated as decoded task objects, one at a time (ijson's C parser), in order; the
     spool is closed (its file removed) when the iteration ends.
 
-    An escaped surrogate (``\\ud800``: .NET writes lone ones) makes the whole body decode
-    at once with the standard library instead, which keeps such a string as it is (the
-    streaming parser would replace it); normalization then rejects the record that holds
-    it. ``error`` turns a decoding failure into the ZvmResponseError to raise.
+    An escaped surrogate (``\\ud800``: .NET writes lone ones) or an integer beyond 64 bits
+    makes the whole body decode at once with the standard library instead, which keeps
+    such a string as it is (the streaming parser would replace it) and reads any integer
+    (the streaming parser fails the whole answer on one); normalization then rejects the
+    record that holds it. ``error`` turns a decoding failure into the ZvmResponseError to raise.
     """
 
     def __init__(self, body: Spool | bytes, error: Callable[[Exception], ZvmResponseError]) -> None:
@@ -715,10 +732,10 @@ class TaskList:
     def __iter__(self) -> Iterator[Any]:
         spool = self._spool
         try:
-            if spool.surrogates:
+            if spool.needs_stdlib:
                 try:
                     items = json.loads(spool.read_all())
-                except ValueError as exc:
+                except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
                     raise self._error(exc) from None
                 yield from items if isinstance(items, list) else []
                 return
