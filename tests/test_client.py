@@ -14,6 +14,7 @@ from etl.config import ZvmConfig
 from etl.errors import ZvmAuthError, ZvmResponseError, ZvmRetriesExhausted, ZvmTlsError
 from etl.normalize import TaskRecord, normalize_task
 from etl.zvm.client import TaskFilters, ZvmClient
+from tests.clocks import ManualTime
 from zvm_simulator import Simulator
 
 PASSWORD = "cl1ent-Secret"
@@ -105,13 +106,15 @@ def test_session_expiry_is_handled_by_logging_in_again(sim: Simulator) -> None:
     assert sum(r.status == 401 for r in sim.requests) >= 2
 
 
-def test_session_ttl_expiry(sim: Simulator) -> None:
-    sim.faults.session_ttl = 0.3
-    with ZvmClient(zvm_for(sim)) as client:
-        client.fetch_task_types()
-        time.sleep(0.4)
-        client.fetch_task_types()
-    assert sum(r.path.lower() == "/v1/session/add" for r in sim.requests) == 2
+def test_session_ttl_expiry() -> None:
+    clock = ManualTime()
+    with Simulator(seed=3, speed=0, days=0.5, monotonic=clock, password=PASSWORD) as sim:
+        sim.faults.session_ttl = 0.3
+        with ZvmClient(zvm_for(sim)) as client:
+            client.fetch_task_types()
+            clock.advance(0.4)
+            client.fetch_task_types()
+        assert sum(r.path.lower() == "/v1/session/add" for r in sim.requests) == 2
 
 
 def test_logout_ends_the_session(sim: Simulator) -> None:

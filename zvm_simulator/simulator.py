@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,10 +41,18 @@ class Simulator:
     construction; :meth:`start` binds the port and serves (also as a context manager).
 
     Live knobs: :attr:`faults` (the same object as ``settings.faults``), :meth:`advance` and
-    :meth:`set_time`. :attr:`requests` logs every request answered.
+    :meth:`set_time`. :attr:`requests` logs every request answered. ``monotonic`` is the
+    real-time clock behind the simulated one and behind session and token lifetimes
+    (``time.monotonic``; tests pass a clock they move by hand).
     """
 
-    def __init__(self, settings: SimulatorSettings | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        settings: SimulatorSettings | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        **overrides: Any,
+    ) -> None:
         unknown = sorted(set(overrides) - _SETTING_NAMES)
         if unknown:
             raise TypeError(f"unknown simulator setting(s): {', '.join(unknown)}")
@@ -54,7 +63,8 @@ class Simulator:
         start = self.settings.start
         if start is None:
             start = datetime.now(UTC) + self.settings.clock_skew
-        self._clock = SimClock(start, speed=self.settings.speed)
+        self._monotonic = monotonic
+        self._clock = SimClock(start, speed=self.settings.speed, monotonic=monotonic)
         self._scenario = Scenario(
             seed=self.settings.seed,
             tasks_per_hour=self.settings.tasks_per_hour,
@@ -142,7 +152,9 @@ class Simulator:
             clock=self._clock,
             scenario=self._scenario,
             wire=wire,
-            auth=AuthStore(settings, issuer=f"{server.url}/auth/realms/zerto"),
+            auth=AuthStore(
+                settings, issuer=f"{server.url}/auth/realms/zerto", monotonic=self._monotonic
+            ),
             inventory=self.inventory,
         )
         self._tls = tls

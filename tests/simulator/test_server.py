@@ -18,6 +18,7 @@ import httpx
 import orjson
 import pytest
 
+from tests.clocks import ManualTime
 from zvm_simulator import Faults, RequestRecord, Simulator, SimulatorSettings, serve_forever
 
 START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -142,12 +143,16 @@ def test_sessions_are_independent(session_sim: Simulator) -> None:
 
 
 def test_session_expires_after_idle_time_and_use_keeps_it_alive() -> None:
-    with make(session_idle_timeout=0.4) as sim, httpx.Client(base_url=sim.url) as client:
+    clock = ManualTime()
+    with (
+        make(session_idle_timeout=0.4, monotonic=clock) as sim,
+        httpx.Client(base_url=sim.url) as client,
+    ):
         headers = login(client)
         for _ in range(3):  # 0.6 s in all, but never 0.4 s idle
-            time.sleep(0.2)
+            clock.advance(0.2)
             assert client.get("/v1/tasks/types", headers=headers).status_code == 200
-        time.sleep(0.5)
+        clock.advance(0.5)
         assert client.get("/v1/tasks/types", headers=headers).status_code == 401
         assert client.get("/v1/tasks/types", headers=login(client)).status_code == 200
 
@@ -173,8 +178,9 @@ def test_session_max_requests(mode: str) -> None:
 
 @pytest.mark.parametrize("mode", ["session", "keycloak"])
 def test_session_ttl_counts_real_seconds(mode: str) -> None:
+    clock = ManualTime()
     with (
-        make(auth=mode, faults=Faults(session_ttl=0.3)) as sim,
+        make(auth=mode, faults=Faults(session_ttl=0.3), monotonic=clock) as sim,
         httpx.Client(base_url=sim.url) as client,
     ):
         if mode == "session":
@@ -184,7 +190,7 @@ def test_session_ttl_counts_real_seconds(mode: str) -> None:
         assert client.get("/v1/tasks/types", headers=headers).status_code == 200
         sim.advance(timedelta(days=1))  # the simulated clock does not matter
         assert client.get("/v1/tasks/types", headers=headers).status_code == 200
-        time.sleep(0.35)
+        clock.advance(0.35)
         assert client.get("/v1/tasks/types", headers=headers).status_code == 401
 
 
@@ -343,12 +349,16 @@ def test_keycloak_api_refuses_missing_or_wrong_tokens(keycloak_sim: Simulator) -
 
 
 def test_keycloak_token_expires_after_its_lifetime() -> None:
-    with make(auth="keycloak", token_lifetime=0.3) as sim, httpx.Client(base_url=sim.url) as client:
+    clock = ManualTime()
+    with (
+        make(auth="keycloak", token_lifetime=0.3, monotonic=clock) as sim,
+        httpx.Client(base_url=sim.url) as client,
+    ):
         body = password_grant(client)
         assert body["expires_in"] == 0.3
         headers = bearer(body["access_token"])
         assert client.get("/v1/tasks/types", headers=headers).status_code == 200
-        time.sleep(0.35)
+        clock.advance(0.35)
         assert client.get("/v1/tasks/types", headers=headers).status_code == 401
         renewed = token(
             client,
