@@ -162,7 +162,7 @@ def test_simulate_serves_until_sigterm() -> None:
             assert "FailOverTest" in httpx.get(f"{url}/v1/tasks/types", headers=session).json()
         finally:
             process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=10) == 0
+            assert process.wait(timeout=60) == 0
 
 
 def test_a_wheel_install_carries_migrations_and_sql(tmp_path: Path) -> None:

@@ -96,7 +96,7 @@ def test_a_second_signal_exits_at_once_keeping_only_whole_windows(
         proc.send(signal.SIGTERM)
         proc.wait_for(lambda line: "received SIGTERM: stopping" in line)
         proc.send(signal.SIGTERM)
-        assert proc.wait(timeout=10) == 128 + signal.SIGTERM, proc.output
+        assert proc.wait() == 128 + signal.SIGTERM, proc.output
         last = proc.json_lines()[-1]
         assert last["event"] == "exit" and "exiting at once (status 143)" in last["message"]
         _nothing_committed_then_recovered(config, warehouse, sim)
@@ -120,7 +120,7 @@ def test_a_pass_longer_than_the_shutdown_grace_is_abandoned_safely(
         proc = Proc(["schedule"], config, json_logs=False)
         _in_the_middle_of_a_pass(proc)
         proc.send(signal.SIGINT)
-        assert proc.wait(timeout=10) == 5, proc.output
+        assert proc.wait() == 5, proc.output
         assert "received SIGINT: stopping" in proc.output
         assert "stopped: the pass(es) over sim did not finish within 0.5s" in proc.output
         _nothing_committed_then_recovered(config, warehouse, sim)
