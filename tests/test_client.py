@@ -40,21 +40,24 @@ def sim() -> Iterator[Simulator]:
         yield simulator
 
 
+KEYCLOAK: dict[str, Any] = {
+    "seed": 4,
+    "speed": 0,
+    "days": 1,
+    "auth": "keycloak",
+    "password": PASSWORD,
+    "client_secret": "cc-secret",
+    "client_id": "zerto-client",
+    "token_lifetime": 2.0,
+    "date_style": "appliance",
+    "key_case": "camel",
+    "include_task_identifier": False,
+}
+
+
 @pytest.fixture
 def keycloak_sim() -> Iterator[Simulator]:
-    with Simulator(
-        seed=4,
-        speed=0,
-        days=1,
-        auth="keycloak",
-        password=PASSWORD,
-        client_secret="cc-secret",
-        client_id="zerto-client",
-        token_lifetime=2.0,
-        date_style="appliance",
-        key_case="camel",
-        include_task_identifier=False,
-    ) as simulator:
+    with Simulator(**KEYCLOAK) as simulator:
         yield simulator
 
 
@@ -124,8 +127,12 @@ def test_logout_ends_the_session(sim: Simulator) -> None:
     assert sim.requests[-1].method == "DELETE" and sim.requests[-1].path == "/v1/session"
 
 
-def test_keycloak_password_grant_renews_before_expiry(keycloak_sim: Simulator) -> None:
-    with ZvmClient(zvm_for(keycloak_sim)) as client:
+def test_keycloak_password_grant_renews_before_expiry() -> None:
+    clock = ManualTime()  # the ZVM's token lifetime and the client's renewal, both by hand
+    with (
+        Simulator(**KEYCLOAK, monotonic=clock) as keycloak_sim,
+        ZvmClient(zvm_for(keycloak_sim), monotonic=clock) as client,
+    ):
         tasks = client.fetch_tasks()
         assert tasks and "taskIdentifier" not in tasks[0]
         record = normalize_task(tasks[0])
@@ -133,11 +140,11 @@ def test_keycloak_password_grant_renews_before_expiry(keycloak_sim: Simulator) -
             isinstance(record, TaskRecord)
             and record.task_identifier == tasks[0]["link"]["identifier"]
         )
-        time.sleep(1.7)  # past 80 % of the 2 s token lifetime: renewed before use
+        clock.advance(1.7)  # past 80 % of the 2 s token lifetime: renewed before use
         client.fetch_task_types()
-    token_calls = [r for r in keycloak_sim.requests if r.path.endswith("/token")]
-    assert len(token_calls) == 2
-    assert not any(r.status == 401 for r in keycloak_sim.requests)
+        token_calls = [r for r in keycloak_sim.requests if r.path.endswith("/token")]
+        assert len(token_calls) == 2
+        assert not any(r.status == 401 for r in keycloak_sim.requests)
 
 
 def test_keycloak_client_credentials_and_401_regrant(keycloak_sim: Simulator) -> None:

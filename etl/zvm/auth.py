@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 import httpx
 import orjson
@@ -171,7 +171,7 @@ class KeycloakAuth(_LoginBodies):
         username: str | None = None,
         password: str | None = None,
         client_secret: str | None = None,
-        clock: object = time.monotonic,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._zvm = zvm
         self._base_url = base_url
@@ -196,8 +196,7 @@ class KeycloakAuth(_LoginBodies):
         self.logins = 0
 
     def _now(self) -> float:
-        now = self._clock()  # type: ignore[operator]
-        return float(now)
+        return self._clock()
 
     def _grant(self) -> Generator[httpx.Request, httpx.Response, str]:
         request = httpx.Request("POST", self._base_url + TOKEN_PATH, data=self._form)

@@ -218,9 +218,9 @@ class ZvmClient:
     Not thread-safe across threads that share it for logins; one client per ZVM pass.
     ``transport`` replaces the network (tests pass ``httpx.MockTransport``); ``sleep``
     replaces ``time.sleep`` between retries and ``monotonic`` the clock the retry budgets
-    (``retry_for``, ``connect_retry_for``) are measured on. ``on_attempt``, when given, is
-    called after every HTTP attempt with an :class:`Attempt` (metrics hook in there; it
-    must not raise).
+    (``retry_for``, ``connect_retry_for``) and the Keycloak token's renewal are measured
+    on. ``on_attempt``, when given, is called after every HTTP attempt with an
+    :class:`Attempt` (metrics hook in there; it must not raise).
     """
 
     def __init__(
@@ -239,7 +239,7 @@ class ZvmClient:
         self.stats = ClientStats()
         self._sleep = sleep
         self._monotonic = monotonic
-        self._auth = self._make_auth(zvm)
+        self._auth = self._make_auth(zvm, monotonic)
         if not zvm.verify_tls:
             log.warning(
                 "TLS verification is off for ZVM %s (verify_tls: false): anyone on the path can "
@@ -260,7 +260,7 @@ class ZvmClient:
         )
 
     @staticmethod
-    def _make_auth(zvm: ZvmConfig) -> SessionAuth | KeycloakAuth:
+    def _make_auth(zvm: ZvmConfig, monotonic: Callable[[], float]) -> SessionAuth | KeycloakAuth:
         password = zvm.password.get_secret_value() if zvm.password is not None else None
         if zvm.auth == "keycloak":
             secret = zvm.client_secret.get_secret_value() if zvm.client_secret is not None else None
@@ -271,6 +271,7 @@ class ZvmClient:
                 username=zvm.username,
                 password=password,
                 client_secret=secret,
+                clock=monotonic,
             )
         return SessionAuth(
             zvm=zvm.name, base_url=zvm.url, username=zvm.username or "", password=password or ""
