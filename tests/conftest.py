@@ -11,9 +11,11 @@ which makes it a failure. The server's user must be allowed to create databases:
 gets a fresh, empty database of its own (``zvm_etl_t_<random hex>``), dropped afterwards,
 so tests never see each other's tables and run safely in parallel under pytest-xdist.
 
-``warehouse_url`` is that database migrated to head by Alembic (``etl.warehouse.db.upgrade``,
+``warehouse_url`` is a database migrated to head by Alembic (``etl.warehouse.db.upgrade``,
 never ``metadata.create_all``: the tests check the schema users get), and ``warehouse`` an
-Engine on it from ``make_engine``.
+Engine on it from ``make_engine``. The migrations run once per session and database; each
+test gets a clean copy (a copied SQLite file, ``CREATE DATABASE ... TEMPLATE`` on
+PostgreSQL; MariaDB has no templates, so there each test's database is migrated).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -52,32 +55,73 @@ def _server_admin() -> Iterator[dict[str, Engine]]:
 
 
 @pytest.fixture(params=["sqlite", "postgresql", "mysql"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, _server_admin: dict[str, Engine]
-) -> Iterator[str]:
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database a test runs on: every test that uses a warehouse runs once per backend."""
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, _server_admin: dict[str, Engine]) -> Iterator[str]:
     """The URL of a fresh, empty database; the test runs once per supported database."""
-    backend: str = request.param
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / 'warehouse.db'}"
         return
     admin = _admin_engine(backend, _server_admin)
-    name = DATABASE_PREFIX + secrets.token_hex(6)
-    with admin.connect() as connection:
-        if backend == "postgresql":
-            connection.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE template0")
-        else:
-            connection.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        _drop_database(admin, backend, name)
+    with _server_database(admin, backend) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def _migrated(_server_admin: dict[str, Engine]) -> Iterator[dict[str, str]]:
+    """Per backend, a database migrated to head once per session (per xdist worker): the
+    template each ``warehouse_url`` copies. Dropped at the end."""
+    templates: dict[str, str] = {}
+    yield templates
+    if "postgresql" in templates:
+        _drop_database(_server_admin["postgresql"], "postgresql", templates["postgresql"])
 
 
 @pytest.fixture
-def warehouse_url(database_url: str) -> str:
-    """``database_url`` with the schema built by the Alembic migrations, up to head."""
-    upgrade(database_url)
-    return database_url
+def warehouse_url(
+    backend: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    _server_admin: dict[str, Engine],
+    _migrated: dict[str, str],
+) -> Iterator[str]:
+    """A fresh database with the schema built by the Alembic migrations, up to head.
+
+    The migrations run once per session and backend; each test gets a copy: SQLite's file
+    copied with the backup API, PostgreSQL's database created from the migrated one as a
+    ``TEMPLATE``. MariaDB has no templates: each test's database is migrated on its own.
+    """
+    if backend == "sqlite":
+        if backend not in _migrated:
+            path = tmp_path_factory.mktemp("template") / "warehouse.db"
+            upgrade(f"sqlite:///{path}")
+            _migrated[backend] = str(path)
+        target = tmp_path / "warehouse.db"
+        with (
+            contextlib.closing(sqlite3.connect(_migrated[backend])) as source,
+            contextlib.closing(sqlite3.connect(target)) as copy,
+        ):
+            source.backup(copy)
+        yield f"sqlite:///{target}"
+        return
+    admin = _admin_engine(backend, _server_admin)
+    if backend == "postgresql":
+        if backend not in _migrated:
+            name = DATABASE_PREFIX + "tpl_" + secrets.token_hex(6)
+            with admin.connect() as connection:
+                connection.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE template0")
+            upgrade(admin.url.set(database=name).render_as_string(hide_password=False))
+            _migrated[backend] = name
+        with _server_database(admin, backend, template=_migrated[backend]) as url:
+            yield url
+        return
+    with _server_database(admin, backend) as url:
+        upgrade(url)
+        yield url
 
 
 @pytest.fixture
@@ -88,6 +132,22 @@ def warehouse(warehouse_url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _server_database(admin: Engine, backend: str, *, template: str | None = None) -> Iterator[str]:
+    """A new database of its own on the server (a copy of ``template`` on PostgreSQL),
+    dropped afterwards; yields its URL."""
+    name = DATABASE_PREFIX + secrets.token_hex(6)
+    with admin.connect() as connection:
+        if backend == "postgresql":
+            connection.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE {template or 'template0'}")
+        else:
+            connection.exec_driver_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4")
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        _drop_database(admin, backend, name)
 
 
 def _admin_engine(backend: str, engines: dict[str, Engine]) -> Engine:
