@@ -32,6 +32,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from etl.warehouse.db import make_engine, upgrade
+from tests.syncing import start_sim
+from zvm_simulator import Simulator
 
 SERVER_URL_ENV = {
     "postgresql": "ZVM_ETL_TEST_POSTGRES_URL",
@@ -43,6 +45,21 @@ SERVER_URL_EXAMPLE = {
 }
 REQUIRE_SERVERS_ENV = "ZVM_ETL_TEST_REQUIRE_SERVERS"
 DATABASE_PREFIX = "zvm_etl_t_"
+
+
+@pytest.fixture
+def sim(request: pytest.FixtureRequest) -> Iterator[Simulator]:
+    """A started simulated ZVM with a frozen clock (``tests.syncing.start_sim``), stopped
+    afterwards. A module or test chooses its settings with a marker::
+
+        pytestmark = pytest.mark.sim(seed=11, tasks_per_hour=40)
+    """
+    marker = request.node.get_closest_marker("sim")
+    simulator = start_sim(**(marker.kwargs if marker is not None else {}))
+    try:
+        yield simulator
+    finally:
+        simulator.stop()
 
 
 @pytest.fixture(scope="session")

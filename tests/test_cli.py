@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import sysconfig
-from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -20,17 +19,13 @@ from click.testing import CliRunner
 
 from etl.cli import cli
 from etl.warehouse import db
-from tests.syncing import PASSWORD, start_sim
+from tests.syncing import PASSWORD
 from zvm_simulator import Simulator
 
+pytestmark = pytest.mark.sim(seed=9, days=1)
+"""The ``sim`` fixture (conftest.py) of every test here."""
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = start_sim(seed=9, days=1)
-    yield simulator
-    simulator.stop()
 
 
 def write_config(tmp_path: Path, warehouse_url: str, zvms: list[tuple[str, str]]) -> Path:

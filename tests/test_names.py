@@ -4,7 +4,6 @@ kept after the ZVM forgets them, on every database, with listings that fail."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,14 +17,12 @@ from etl.warehouse import schema
 from tests.syncing import PASSWORD, assert_converged, make_config, one_pass, start_sim
 from zvm_simulator import Simulator
 
+pytestmark = pytest.mark.sim(
+    days=1, tasks_per_hour=30, vpg_rename_after=None, vpg_delete_after=None
+)
+"""The ``sim`` fixture (conftest.py) of every test here."""
+
 HOSTS = "/v1/virtualizationsites/{site}/hosts"
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = start_sim(days=1, tasks_per_hour=30, vpg_rename_after=None, vpg_delete_after=None)
-    yield simulator
-    simulator.stop()
 
 
 def rows(engine: Engine, table: str, key: str) -> dict[str, Any]:

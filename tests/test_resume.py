@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,8 @@ from tests.service import wait_until
 from tests.syncing import PASSWORD, assert_converged, make_config, one_pass, snapshot, start_sim
 from zvm_simulator import Simulator
 
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = start_sim(seed=31, days=2, tasks_per_hour=60)
-    yield simulator
-    simulator.stop()
+pytestmark = pytest.mark.sim(seed=31, days=2, tasks_per_hour=60)
+"""The ``sim`` fixture (conftest.py) of every test here."""
 
 
 class FailingClient(ZvmClient):

@@ -9,7 +9,6 @@ does, on SQLite and, when ``ZVM_ETL_TEST_POSTGRES_URL`` is set, on PostgreSQL.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -31,6 +30,9 @@ from scripts.soak import (
 from tests.syncing import make_config, one_pass, start_sim
 from zvm_simulator import Simulator
 
+pytestmark = pytest.mark.sim(seed=4, days=0.5)
+"""The ``sim`` fixture (conftest.py) of every test here."""
+
 BRIDGES = (
     schema.task_vpgs,
     schema.task_hosts,
@@ -38,15 +40,6 @@ BRIDGES = (
     schema.task_flr_sessions,
     schema.task_status_changes,
 )
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = start_sim(seed=4, days=0.5)
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
 
 
 def _loaded(sim: Simulator, warehouse: Engine, warehouse_url: str) -> None:

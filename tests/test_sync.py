@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -27,12 +26,8 @@ from tests.syncing import (
 )
 from zvm_simulator import Simulator
 
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = start_sim(seed=11, tasks_per_hour=40)
-    yield simulator
-    simulator.stop()
+pytestmark = pytest.mark.sim(seed=11, tasks_per_hour=40)
+"""The ``sim`` fixture (conftest.py) of every test here."""
 
 
 def runs(engine: Engine) -> list[sa.Row[tuple[object, ...]]]:

@@ -31,21 +31,14 @@ from tests.syncing import (
     cursors,
     make_config,
     one_pass,
-    start_sim,
 )
 from zvm_simulator import Simulator
 
+pytestmark = pytest.mark.sim(days=1, tasks_per_hour=20)
+"""The ``sim`` fixture (conftest.py) of every test here."""
+
 DEADLOCK: dict[str, str | int] = {"postgresql": "40P01", "mysql": 1213}
 DISK_FULL: dict[str, str | int] = {"postgresql": "53100", "mysql": 1114}
-
-
-@pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = start_sim(days=1, tasks_per_hour=20)
-    try:
-        yield simulator
-    finally:
-        simulator.stop()
 
 
 def fault_trigger(engine: Engine, table: str, code: str | int, *, times: int | None) -> None:
