@@ -27,6 +27,9 @@ PYTEST_WORKERS ?= 2
 test: $(STAMP) ## Run the test suite on 2 workers (PostgreSQL/MariaDB too when their URLs are set)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
+test-fast: $(STAMP) ## The test suite without the tests marked slow (kill loops, soak, property runs)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
+
 lint: $(STAMP) ## ruff (lint and format check) and mypy --strict (package, simulator, tests)
 	$(BIN)/ruff check etl zvm_simulator scripts tests migrations bench
 	$(BIN)/ruff format --check etl zvm_simulator scripts tests migrations bench
@@ -63,4 +66,4 @@ soak: $(STAMP) ## The scheduler vs 3 faulty simulated ZVMs for SOAK_SECONDS (600
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
 
-.PHONY: help install test lint format demo dictionary run bench bench-quick soak clean
+.PHONY: help install test test-fast lint format demo dictionary run bench bench-quick soak clean

@@ -29,6 +29,7 @@ from tests.syncing import (
 )
 
 
+@pytest.mark.slow
 @settings(
     max_examples=8,
     deadline=None,
