@@ -51,6 +51,7 @@ from etl.errors import (
     ZvmRetriesExhausted,
     ZvmTlsError,
 )
+from etl.logs import redact_http_logs
 from etl.zvm.auth import RETRYABLE_STATUS, KeycloakAuth, SessionAuth, TransientLoginError
 from etl.zvm.dates import format_filter_date
 
@@ -66,6 +67,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+# httpcore's DEBUG lines show every answer's headers, the ZVM session id among them: they
+# are redacted whatever logging the program that uses this client sets up.
+redact_http_logs()
 
 MAX_RETRY_AFTER = 120.0
 """A Retry-After longer than this is capped: the total retry budget still applies."""
