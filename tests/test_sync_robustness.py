@@ -7,9 +7,9 @@ import random
 import signal
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
 from etl.warehouse import schema
+from tests.service import wait_until
 from tests.syncing import (
     PASSWORD,
     assert_converged,
@@ -100,9 +101,9 @@ def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(
         env.pop("ZVM_ETL_WAREHOUSE_URL", None)
         command = [sys.executable, "-m", "etl", "sync"]
 
-        began = time.monotonic()
+        base = len(sim.requests)
         subprocess.run(command, env=env, check=True, capture_output=True)
-        uninterrupted_seconds = time.monotonic() - began
+        uninterrupted_requests = len(sim.requests) - base
         expected = snapshot(warehouse)
         assert len(expected["tasks"]) > 100
         _cursor_not_ahead(warehouse)
@@ -114,7 +115,15 @@ def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(
             process = subprocess.Popen(
                 command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
-            time.sleep(chance.uniform(0.2, uninterrupted_seconds * 0.9))
+            # A random point of the pass, counted in requests the ZVM answered (never in
+            # seconds): at most a quarter of a whole pass, so the first three attempts,
+            # which each have more than half of it left to do, are always killed.
+            start, point = len(sim.requests), chance.randint(1, uninterrupted_requests // 4)
+
+            def reached(start: int = start, point: int = point, proc: Any = process) -> bool:
+                return len(sim.requests) - start >= point or proc.poll() is not None
+
+            wait_until(reached, timeout=120, what="the pass to reach its kill point")
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 killed += 1
