@@ -396,18 +396,25 @@ class ZvmClient:
         connect_budget = min(budget, self.zvm.connect_retry_for.total_seconds())
         attempts = 0
 
-        def stop(state: RetryCallState) -> bool:
+        def left(state: RetryCallState) -> float:
             # Unreachable (refused, unknown host): the short budget; any other failure of a
             # ZVM that answers (5xx, 429, timeouts, dropped connections): retry_for.
             exc = state.outcome.exception() if state.outcome is not None else None
             unreachable = isinstance(exc, _Transient) and exc.unreachable
             limit = connect_budget if unreachable else budget
-            return self._monotonic() - started >= limit
+            return limit - (self._monotonic() - started)
+
+        def stop(state: RetryCallState) -> bool:
+            return left(state) <= 0
+
+        def wait(state: RetryCallState) -> float:
+            # Never sleep past the budget: the last attempt comes when it ends, at the latest.
+            return max(0.0, min(self._wait(state), left(state)))
 
         started = self._monotonic()
         retrying = Retrying(
             stop=stop,
-            wait=self._wait,
+            wait=wait,
             retry=retry_if_exception_type(_Transient),
             sleep=self._sleep,
             before_sleep=self._before_sleep,
