@@ -102,3 +102,19 @@ def test_no_tracked_file_points_outside_the_repository() -> None:
                 if pattern.search(line):
                     found.append(f"{name}:{number}: {what}: {line.strip()}")
     assert not found, "\n".join(found)
+
+
+def test_every_test_the_reliability_page_names_exists() -> None:
+    """docs/reliability.md cites its evidence as ``file.py::test``: each must be a test
+    function defined in that file under tests/, so the table cannot outlive its tests."""
+    page = (ROOT / "docs" / "reliability.md").read_text(encoding="utf-8")
+    cited = set(re.findall(r"`(\w+\.py)::(test_\w+)`", page))
+    assert len(cited) > 50
+    missing = [
+        f"{path}::{name}"
+        for path, name in sorted(cited)
+        if not re.search(
+            rf"^def {name}\(", (ROOT / "tests" / path).read_text(encoding="utf-8"), re.MULTILINE
+        )
+    ]
+    assert not missing, f"docs/reliability.md names tests that do not exist: {missing}"
