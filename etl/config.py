@@ -170,8 +170,8 @@ class ZvmConfig(_Model):
     timeouts, dropped connections): a ZVM that is busy or restarting."""
     connect_retry_for: Duration = timedelta(seconds=15)
     """How long one call is retried while no connection can be made at all (refused, an
-    unknown host): a ZVM that is down or a wrong url; an interactive ``sync`` says so
-    quickly, and the next pass tries again."""
+    unknown host, connecting timed out): a ZVM that is down or a wrong url; an interactive
+    ``sync`` says so quickly, and the next pass tries again."""
     task_retention: Duration = timedelta(days=30)
 
     @field_validator("url")

@@ -208,8 +208,22 @@ class TaskLoader:
         self._save_task_rows(new, changed)
         self._touch(unchanged)
         self._save_bridges(new, changed)
+        # A changed task's row at this pass's time may exist: the same task earlier in this
+        # answer (another batch). The later observation wins, as it does in tasks.
+        changed_ids = {r.task_identifier for r in changed}
+        key = ["task_identifier", "observed_at"]
         insert_new(
-            self.conn, schema.task_status_changes, history, key=["task_identifier", "observed_at"]
+            self.conn,
+            schema.task_status_changes,
+            [h for h in history if h["task_identifier"] not in changed_ids],
+            key=key,
+        )
+        upsert(
+            self.conn,
+            schema.task_status_changes,
+            [h for h in history if h["task_identifier"] in changed_ids],
+            key=key,
+            update=["state", "progress"],
         )
 
     def _track_cursors(self, records: Sequence[TaskRecord]) -> None:

@@ -84,9 +84,14 @@ class _LoginBodies(httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, None]:
+        # A login built here has no timeouts of its own (httpx would wait forever on it):
+        # it gets those of the call it is for, the client's.
+        timeout = request.extensions.get("timeout")
         flow = self.auth_flow(request)
         request = next(flow)
         while True:
+            if timeout is not None:
+                request.extensions.setdefault("timeout", timeout)
             response = yield request
             if request.url.path.endswith((SESSION_PATH, TOKEN_PATH)):
                 response.read()

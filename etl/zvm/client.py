@@ -454,6 +454,12 @@ class ZvmClient:
                 refused=refused,
                 unreachable=True,
             ) from None
+        except httpx.ConnectTimeout:
+            # No connection made at all (a firewall dropping it, a wrong address): unreachable.
+            seconds = self.zvm.connect_timeout.total_seconds()
+            raise _Transient(
+                f"connecting timed out after {seconds:g}s (connect_timeout)", unreachable=True
+            ) from None
         except httpx.TimeoutException as exc:
             raise _Transient(f"timed out ({type(exc).__name__})") from None
         except httpx.TransportError as exc:
