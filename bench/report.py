@@ -26,6 +26,9 @@ __all__ = ["machine", "render"]
 
 WINDOW_GROWTH_LIMIT = 1.25
 """Time per task of the last third of the windows over the first third: "does not grow"."""
+FINDINGS = ROOT / "bench" / "findings.md"
+"""The written analysis of the goals a run did not meet (what stands in the way, what was
+tried), kept by hand and placed after the goals table of a full run's report."""
 MANY_LIMIT = 25.0
 """50 ZVMs in one process against one ZVM: "well under 50x", read as at most half of it."""
 
@@ -456,6 +459,9 @@ def render(bench: Bench, *, started: datetime, command: str) -> str:
     if ratios:
         sections += [ratios, ""]
     sections += [goals, ""]
+    analysis = FINDINGS.read_text(encoding="utf-8").strip() if FINDINGS.exists() else ""
+    if analysis and not s.quick:
+        sections += [analysis, ""]
     windows = _windows_section(bench)
     if windows:
         sections += ["## Time per backfill window", "", windows, ""]
