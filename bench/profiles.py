@@ -60,7 +60,7 @@ _GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("sqlalchemy/engine", "sqlite3", "psycopg/"),
     ),
     ("pass logic (etl/passes.py, etl/warehouse/load.py)", ("passes.py:", "load.py:")),
-    ("CLI, config, logging", ("click/", "etl/config.py", "etl/cli.py", "logging/")),
+    ("CLI, config, logging", ("click/", "etl/config.py", "etl/cli", "logging/")),
 )
 _FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^():]+):\d+\)$")
 
@@ -125,7 +125,7 @@ def summarise_pyspy(raw: Path, *, top: int = 15) -> SpySummary:
             groups["other"] += count
         own = [frame for frame in frames if frame.startswith("etl/")]
         # The CLI and the pass runner wrap everything: inclusive time says nothing there.
-        for name in {f for f in own if not f.startswith(("etl/cli.py", "etl/sync.py"))}:
+        for name in {f for f in own if not f.startswith(("etl/cli", "etl/sync.py"))}:
             product[name] += count
         if ":_find_and_load" in joined:
             innermost["(imports: start-up and lazy)"] += count
