@@ -12,7 +12,7 @@ one are still queued) and ``depth`` batches.
 The producer also drops the tasks that two overlapping windows both return (the next
 window's first second repeats the end of the previous one), so each is written once.
 Memory is bounded: an answer's body is spooled (in memory up to a few megabytes, the rest
-in a temporary file: :class:`~etl.zvm.client.Spool`) and decoded one task at a time.
+in a temporary file: :class:`~etl.zvm.answers.Spool`) and decoded one task at a time.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from types import TracebackType
 from typing import Any
 
 from etl.normalize import Rejected, TaskRecord, normalize_tasks
-from etl.zvm.client import TaskFilters, ZvmClient, gc_paused
+from etl.zvm.answers import gc_paused
+from etl.zvm.client import TaskFilters, ZvmClient
 
 __all__ = ["Batch", "Prefetch", "Window", "normalize_batches"]
 

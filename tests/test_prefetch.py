@@ -13,7 +13,8 @@ import pytest
 
 from etl.errors import ZvmConnectionError, ZvmResponseError
 from etl.prefetch import Prefetch, Window
-from etl.zvm.client import TaskFilters, TaskList
+from etl.zvm.answers import TaskList
+from etl.zvm.client import TaskFilters
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 

@@ -23,7 +23,8 @@ from etl.sync import backfill_zvm
 from etl.warehouse import schema
 from etl.warehouse.engine import make_engine
 from etl.warehouse.load import read_cursors
-from etl.zvm.client import TaskFilters, TaskList, ZvmClient
+from etl.zvm.answers import TaskList
+from etl.zvm.client import TaskFilters, ZvmClient
 from tests.service import wait_until
 from tests.syncing import PASSWORD, assert_converged, make_config, one_pass, snapshot, start_sim
 from zvm_simulator import Simulator

@@ -17,22 +17,17 @@ Usage::
 from __future__ import annotations
 
 import email.utils
-import gc
 import json
 import logging
-import re
 import ssl
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any, cast
+from typing import Any
 from urllib.parse import quote
 
 import httpx
-import ijson
 import orjson
 from tenacity import (
     RetryCallState,
@@ -52,18 +47,15 @@ from etl.errors import (
     ZvmTlsError,
 )
 from etl.logs import redact_http_logs
+from etl.zvm.answers import Spool, TaskList, gc_paused
 from etl.zvm.auth import RETRYABLE_STATUS, KeycloakAuth, SessionAuth, TransientLoginError
 from etl.zvm.dates import format_filter_date
 
 __all__ = [
-    "SPOOL_MEMORY",
     "Attempt",
     "AttemptObserver",
-    "Spool",
     "TaskFilters",
-    "TaskList",
     "ZvmClient",
-    "gc_paused",
 ]
 
 log = logging.getLogger(__name__)
@@ -291,8 +283,9 @@ class ZvmClient:
         time as it is iterated.
 
         The body is received (with retries) before this returns, into a spool that keeps
-        up to :data:`SPOOL_MEMORY` bytes in memory and the rest in a temporary file, so an
-        answer of any size takes bounded memory and iterating never waits on the network.
+        up to :data:`~etl.zvm.answers.SPOOL_MEMORY` bytes in memory and the rest in a
+        temporary file, so an answer of any size takes bounded memory and iterating never
+        waits on the network.
         Raises ZvmResponseError when the answer is HTML or does not start as a JSON array;
         iterating raises it when the JSON turns out invalid.
         """
@@ -646,133 +639,3 @@ class ZvmClient:
             zvm=self.name,
             url=self.base_url,
         )
-
-
-_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
-_DIGITS_AS_ZERO = bytes(48 if 48 <= b <= 57 else b for b in range(256))  # 0-9 → 0
-_LONG_NUMBER = b"0" * 19
-"""19 digits in a row: maybe an integer beyond 64 bits, an ``integer overflow`` that the
-streaming parser would fail the whole answer with (found with bytes.translate: a regular
-expression would scan 20 times slower)."""
-
-
-_BOM = b"\xef\xbb\xbf"
-
-SPOOL_MEMORY = 8 * 1024 * 1024
-"""Bytes of an answer kept in memory; the rest goes to a temporary file."""
-
-
-class Spool:
-    """An answer's body as it arrives: in memory up to :data:`SPOOL_MEMORY` bytes, then in
-    a temporary file. It notes whether the JSON holds what only the standard library reads
-    (an escaped surrogate, an integer beyond 64 bits) while it is written, so that the body
-    needs no second look."""
-
-    _TAIL = 18  # an escape or a digit run split between two chunks is still seen
-
-    def __init__(self) -> None:
-        # Closed by close(), which TaskList calls when its iteration ends.
-        self._file: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(  # noqa: SIM115
-            max_size=SPOOL_MEMORY
-        )
-        self.content_type = ""
-        self.size = 0
-        self.needs_stdlib = False
-        self._tail = b""
-
-    def reset(self) -> None:
-        """Forget what a failed attempt wrote."""
-        self._file.seek(0)
-        self._file.truncate()
-        self.size, self.needs_stdlib, self._tail = 0, False, b""
-
-    def write(self, chunk: bytes) -> None:
-        if not self.needs_stdlib:
-            seen = self._tail + chunk
-            if _SURROGATE_ESCAPE.search(seen) or _LONG_NUMBER in seen.translate(_DIGITS_AS_ZERO):
-                self.needs_stdlib = True
-            self._tail = seen[-self._TAIL :]  # chunks may be shorter than the tail
-        self._file.write(chunk)
-        self.size += len(chunk)
-
-    def first_byte(self) -> bytes:
-        """The first byte that is not white space (b"" for an empty body), after a UTF-8
-        byte order mark, which .NET may write and JSON parsers may ignore (RFC 8259)."""
-        self._file.seek(0)
-        if self._file.read(len(_BOM)) != _BOM:
-            self._file.seek(0)
-        while chunk := self._file.read(65536):
-            stripped = chunk.lstrip()
-            if stripped:
-                return stripped[:1]
-        return b""
-
-    def read_all(self) -> bytes:
-        self._file.seek(0)
-        return self._file.read()
-
-    def reader(self) -> IO[bytes]:
-        """The body from its start (after a byte order mark), for reading (one reader at
-        a time)."""
-        self._file.seek(0)
-        if self._file.read(len(_BOM)) != _BOM:
-            self._file.seek(0)
-        return cast(IO[bytes], self._file)
-
-    def close(self) -> None:
-        self._file.close()
-
-
-class TaskList:
-    """One ``GET /v1/tasks`` answer (:meth:`ZvmClient.fetch_task_list`): the spooled body,
-    iterated as decoded task objects, one at a time (ijson's C parser), in order; the
-    spool is closed (its file removed) when the iteration ends.
-
-    An escaped surrogate (``\\ud800``: .NET writes lone ones) or an integer beyond 64 bits
-    makes the whole body decode at once with the standard library instead, which keeps
-    such a string as it is (the streaming parser would replace it) and reads any integer
-    (the streaming parser fails the whole answer on one); normalization then rejects the
-    record that holds it. ``error`` turns a decoding failure into the ZvmResponseError to raise.
-    """
-
-    def __init__(self, body: Spool | bytes, error: Callable[[Exception], ZvmResponseError]) -> None:
-        if isinstance(body, bytes):
-            spool = Spool()
-            spool.write(body)
-            body = spool
-        self._spool = body
-        self._error = error
-
-    def close(self) -> None:
-        """Remove the spooled body (iterating to the end does it too)."""
-        self._spool.close()
-
-    def __iter__(self) -> Iterator[Any]:
-        spool = self._spool
-        try:
-            if spool.needs_stdlib:
-                try:
-                    items = json.loads(spool.read_all())
-                except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-                    raise self._error(exc) from None
-                yield from items if isinstance(items, list) else []
-                return
-            try:
-                yield from ijson.items(spool.reader(), "item", use_float=True)
-            except ijson.JSONError as exc:
-                raise self._error(exc) from None
-        finally:
-            spool.close()
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Decoding and normalizing build millions of small objects that reference counting
-    frees: the cyclic collector, which would run dozens of times, finds nothing."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
