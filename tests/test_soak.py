@@ -57,7 +57,9 @@ def test_a_converged_warehouse_passes(
     report = verify_zvm(warehouse, "sim", sim)
     assert report.violations == []
     assert report.tasks > 0 and report.malformed > 0
-    assert report.rejected_rows == report.malformed
+    # Every malformed task has a row (verify_zvm checks each record); one that was still
+    # running at the first pass and had moved on by the second has one row per version.
+    assert report.rejected_rows >= report.malformed
     assert report.runs == {"succeeded": 2}
 
 
