@@ -5,6 +5,7 @@
   (``handwritten.py``), into PostgreSQL and SQLite; the runs are interleaved (one of each,
   then again) so that a burst of load on the shared machine hits every tool alike;
 - ``scale``: ``zvm-etl sync`` of ``large`` tasks into PostgreSQL, with per-window times;
+- ``export`` (``export_case.py``): ``zvm-etl export`` of that warehouse's ``v_tasks``;
 - ``incremental``: on the warehouses the first passes left (``tasks`` and ``large`` tasks):
   passes with no change, then passes that bring ``new_tasks`` new tasks each;
 - ``many``: ``zvms`` small ZVMs behind one fake ZVM (path prefixes): one ZVM alone, all of
@@ -358,7 +359,7 @@ class Bench:
             label=f"zvm-etl sync → {DB_NAMES[db_kind]}",
             tasks=s.large,
         )
-        keep_it = "incremental" in s.cases and db_kind == "postgres"
+        keep_it = "export" in s.cases or ("incremental" in s.cases and db_kind == "postgres")
         with FakeZvmProcess({"": dataset.folder}) as server:
             for number in range(s.large_repeats):
                 keep = keep_it and number == s.large_repeats - 1

@@ -27,7 +27,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 PRODUCT_BIN = ROOT / ".venv" / "bin"
 DLT_BIN = BENCH_DIR / ".venv-dlt" / "bin"
-ALL_CASES = ("first", "scale", "incremental", "many", "startup", "profile")
+ALL_CASES = ("first", "scale", "export", "incremental", "many", "startup", "profile")
 
 
 def _env_int(name: str, default: int) -> int:

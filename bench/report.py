@@ -20,6 +20,7 @@ from typing import Any
 
 from bench.cases import Bench, Result
 from bench.env import ROOT, tool_versions
+from bench.export_case import EXPORT_RSS_LIMIT
 from bench.profiles import SpySummary, Statement
 
 __all__ = ["machine", "render"]
@@ -274,6 +275,15 @@ def _goals(bench: Bench) -> tuple[str, str]:
             if once
             else f"ZVMs synced twice per run: {', '.join(str(m) for m in more)}",
             once,
+        )
+    exports = [v for k, v in r.items() if k.startswith("export/")]
+    if exports:
+        worst = max(exports, key=lambda v: v.rss)
+        goals.add(
+            f"export: a {worst.tasks:,}-row view under {EXPORT_RSS_LIMIT:.0f} MB peak RSS "
+            "(CSV, JSON, Parquet)",
+            f"{worst.rss:.0f} MB ({worst.label})",
+            worst.rss < EXPORT_RSS_LIMIT,
         )
     version, idle_sync = r.get("startup/version"), r.get("startup/nochange")
     if version:
