@@ -30,7 +30,7 @@ test: $(STAMP) ## Run the test suite on 2 workers (PostgreSQL/MariaDB too when t
 test-fast: $(STAMP) ## The test suite without the tests marked slow (kill loops, soak, property runs)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff (lint and format check) and mypy --strict (package, simulator, tests)
+lint: $(STAMP) ## ruff (lint and format check) and mypy --strict (package, simulator, tests, scripts, bench)
 	$(BIN)/ruff check etl zvm_simulator scripts tests migrations bench
 	$(BIN)/ruff format --check etl zvm_simulator scripts tests migrations bench
 	$(BIN)/mypy

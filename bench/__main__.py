@@ -11,7 +11,7 @@ Settings come from environment variables (defaults in brackets; ``--quick`` chan
   BENCH_ZVM_TASKS [2000]      tasks of each of them
   BENCH_NEW_TASKS [1000]      new tasks an incremental pass brings
   BENCH_DBS [postgres,sqlite] warehouses of the first-pass and profile cases
-  BENCH_CASES [first,scale,export,incremental,many,startup,profile]
+  BENCH_CASES [first,scale,export,incremental,many,names,startup,profile]
   BENCH_PG [postgresql://postgres@127.0.0.1:5432]   server for the fresh databases
   BENCH_OUTPUT [bench/results.md]
 """
@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from bench.cases import Bench, profile_first_pass
 from bench.env import DLT_BIN, PRODUCT_BIN, Settings
 from bench.export_case import case_export
+from bench.names_case import case_names
 from bench.report import render
 
 
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         ("profile", lambda: profile_first_pass(bench)),
         ("incremental", lambda: bench.case_incremental([settings.tasks])),
         ("many", bench.case_many),
+        ("names", lambda: case_names(bench)),
         ("scale", bench.case_scale),
         ("export", lambda: case_export(bench)),
         ("incremental", lambda: bench.case_incremental([settings.large])),

@@ -6,6 +6,7 @@
   then again) so that a burst of load on the shared machine hits every tool alike;
 - ``scale``: ``zvm-etl sync`` of ``large`` tasks into PostgreSQL, with per-window times;
 - ``export`` (``export_case.py``): ``zvm-etl export`` of that warehouse's ``v_tasks``;
+- ``names`` (``names_case.py``): what reading 5,000 VPGs' and 1,000 hosts' names adds to a pass;
 - ``incremental``: on the warehouses the first passes left (``tasks`` and ``large`` tasks):
   passes with no change, then passes that bring ``new_tasks`` new tasks each;
 - ``many``: ``zvms`` small ZVMs behind one fake ZVM (path prefixes): one ZVM alone, all of
@@ -179,9 +180,16 @@ class Bench:
         return result
 
     def write_config(
-        self, db: Db, zvms: Sequence[tuple[str, str]], retention_days: int, name: str
+        self,
+        db: Db,
+        zvms: Sequence[tuple[str, str]],
+        retention_days: int,
+        name: str,
+        *,
+        sync: dict[str, str] | None = None,
     ) -> Path:
-        """A zvm-etl config (JSON, which YAML reads) for ``zvms`` (name, url) into ``db``."""
+        """A zvm-etl config (JSON, which YAML reads) for ``zvms`` (name, url) into ``db``;
+        ``sync`` adds to the ``sync`` section."""
         config = {
             "warehouse": {"url": db.url},
             "zvms": [
@@ -196,7 +204,7 @@ class Bench:
                 }
                 for zvm, url in zvms
             ],
-            "sync": {"backfill_window": self.settings.window},
+            "sync": {"backfill_window": self.settings.window, **(sync or {})},
         }
         path = self.work / f"{name}.yaml"
         path.write_text(json.dumps(config, indent=1))
@@ -664,8 +672,8 @@ def profile_first_pass(bench: Bench) -> None:
             bench.dbs.drop(db)
     product_python = str(PRODUCT_BIN / "python")
     bench.profiles["imports_version"] = import_times([product_python, "-m", "etl", "--version"])
-    config = bench.profiles.get("startup_config")
-    if isinstance(config, Path):
+    startup_config = bench.profiles.get("startup_config")
+    if isinstance(startup_config, Path):
         bench.profiles["imports_sync"] = import_times(
-            [product_python, "-m", "etl", "--config", str(config), "sync"]
+            [product_python, "-m", "etl", "--config", str(startup_config), "sync"]
         )

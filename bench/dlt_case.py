@@ -32,7 +32,7 @@ def main() -> None:
     import dlt
     import requests
 
-    @dlt.resource(name="tasks", write_disposition="merge", primary_key="TaskIdentifier")
+    @dlt.resource(name="tasks", write_disposition="merge", primary_key="TaskIdentifier")  # type: ignore[untyped-decorator]
     def tasks() -> Iterator[Any]:
         with requests.Session() as session:
             login = session.post(f"{args.url}/v1/session/add", auth=("admin", "zerto"))

@@ -27,7 +27,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 PRODUCT_BIN = ROOT / ".venv" / "bin"
 DLT_BIN = BENCH_DIR / ".venv-dlt" / "bin"
-ALL_CASES = ("first", "scale", "export", "incremental", "many", "startup", "profile")
+ALL_CASES = ("first", "scale", "export", "incremental", "many", "names", "startup", "profile")
 
 
 def _env_int(name: str, default: int) -> int:
@@ -176,13 +176,13 @@ class Databases:
                 row = conn.execute(sql).fetchone()
         else:
             assert db.path is not None
-            conn = sqlite3.connect(db.path)
+            lite = sqlite3.connect(db.path)
             try:
                 for alias, file in (attach or {}).items():
-                    conn.execute(f"ATTACH DATABASE '{file}' AS {alias}")
-                row = conn.execute(sql).fetchone()
+                    lite.execute(f"ATTACH DATABASE '{file}' AS {alias}")
+                row = lite.execute(sql).fetchone()
             finally:
-                conn.close()
+                lite.close()
         return None if row is None else row[0]
 
     def rows(self, db: Db, sql: str) -> list[tuple[Any, ...]]:
@@ -192,11 +192,11 @@ class Databases:
             with psycopg.connect(db.dsn) as conn:
                 return [tuple(row) for row in conn.execute(sql).fetchall()]
         assert db.path is not None
-        conn = sqlite3.connect(db.path)
+        lite = sqlite3.connect(db.path)
         try:
-            return [tuple(row) for row in conn.execute(sql).fetchall()]
+            return [tuple(row) for row in lite.execute(sql).fetchall()]
         finally:
-            conn.close()
+            lite.close()
 
 
 class FakeZvmProcess:

@@ -21,6 +21,7 @@ from typing import Any
 from bench.cases import Bench, Result
 from bench.env import ROOT, tool_versions
 from bench.export_case import EXPORT_RSS_LIMIT
+from bench.names_case import NAMES_HOSTS, NAMES_LIMIT, NAMES_VPGS, names_cost
 from bench.profiles import SpySummary, Statement
 
 __all__ = ["machine", "render"]
@@ -154,7 +155,7 @@ def window_growth(windows: list[dict[str, Any]]) -> float | None:
     if len(full) < 6:
         return None
     third = len(full) // 3
-    per_task = [w["seconds"] / w["tasks"] for w in full]
+    per_task = [float(w["seconds"]) / float(w["tasks"]) for w in full]
     return statistics.median(per_task[-third:]) / statistics.median(per_task[:third])
 
 
@@ -285,6 +286,16 @@ def _goals(bench: Bench) -> tuple[str, str]:
             f"{worst.rss:.0f} MB ({worst.label})",
             worst.rss < EXPORT_RSS_LIMIT,
         )
+    for db, name in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
+        cost = names_cost(bench, db)
+        if cost is not None:
+            seconds, requests = cost
+            goals.add(
+                f"names of {NAMES_VPGS:,} VPGs and {NAMES_HOSTS:,} hosts add well under "
+                f"{NAMES_LIMIT:.0f} s to a pass, {name}",
+                f"{seconds:.2f}s ({requests} requests)",
+                seconds < NAMES_LIMIT,
+            )
     version, idle_sync = r.get("startup/version"), r.get("startup/nochange")
     if version:
         measured = f"--version {version.median:.2f}s"

@@ -98,6 +98,8 @@ def _settings(options: dict[str, Any]) -> SimulatorSettings:
         ),
         vpg_rename_after=read("vpg_rename_after", _span_or_never),
         vpg_delete_after=read("vpg_delete_after", _span_or_never),
+        untouched_vpgs=options["untouched_vpgs"],
+        extra_hosts=options["extra_hosts"],
     )
     try:
         settings.validate()
@@ -164,6 +166,12 @@ def _settings(options: dict[str, Any]) -> SimulatorSettings:
 )
 @click.option(
     "--vpg-delete-after", default="65m", show_default=True, help="Delete a VPG then (or never)."
+)
+@click.option(
+    "--untouched-vpgs", default=3, show_default=True, help="VPGs listed that no task names."
+)
+@click.option(
+    "--extra-hosts", default=0, show_default=True, help="Hosts listed that no task names."
 )
 def simulate(**options: Any) -> None:
     """Serve a simulated ZVM API on 127.0.0.1 until stopped (Ctrl-C, SIGTERM).

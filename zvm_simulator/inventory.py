@@ -108,6 +108,8 @@ class Inventory:
         vcenter_id: str,
         task_vpg_ids: tuple[str, ...],
         host_ids: tuple[str, ...],
+        untouched_vpgs: int = 3,
+        extra_hosts: int = 0,
     ) -> None:
         rng = Random(f"zvm-sim:{seed}:inventory")
         local, peer = rng.sample(_SITES, 2)
@@ -116,9 +118,9 @@ class Inventory:
         self.peer_site_name, self.peer_location, peer_city = peer
         self.vcenter_name = f"vcsa01.{city}.corp.local"
         self.peer_vcenter_name = f"vcsa01.{peer_city}.corp.local"
-        extra = tuple(_uuid(rng) for _ in range(3))
+        extra = tuple(_uuid(rng) for _ in range(untouched_vpgs))
         self.untouched_vpg_ids = extra
-        names = rng.sample(_VPG_NAMES, len(task_vpg_ids) + len(extra))
+        names = _vpg_names(rng, len(task_vpg_ids) + len(extra))
         self._lock = threading.Lock()
         self._vpgs: dict[str, _Vpg] = {}
         for identifier, name in zip((*task_vpg_ids, *extra), names, strict=True):
@@ -141,6 +143,12 @@ class Inventory:
             host: f"10.{rng.randrange(256)}.{rng.randrange(256)}.{i + 10}"
             for i, host in enumerate(host_ids)
         }
+        # Hosts no task runs on (a large estate), numbered past the task pool's hosts.
+        for n in range(extra_hosts):
+            host = f"{vcenter_id}.host-{100_000 + n}"
+            self.hosts[host] = f"esx{n:04d}.{city}.corp.local"
+            self._vra_ids[host] = 5_000_000 + n
+            self._vra_ips[host] = f"10.{100 + n // 65_536}.{n // 256 % 256}.{n % 256}"
 
     # ---- changes over time -------------------------------------------------------------------
 
@@ -278,6 +286,18 @@ class Inventory:
         if hosts is None:
             return None
         return [{"HostIdentifier": h, "VirtualizationHostName": n} for h, n in hosts.items()]
+
+
+def _vpg_names(rng: Random, count: int) -> list[str]:
+    """``count`` distinct VPG names: a sample of the list, then numbered copies of it."""
+    if count <= len(_VPG_NAMES):
+        return rng.sample(_VPG_NAMES, count)
+    names = rng.sample(_VPG_NAMES, len(_VPG_NAMES))
+    more = count - len(names)
+    names += [
+        f"{_VPG_NAMES[i % len(_VPG_NAMES)]} {i // len(_VPG_NAMES) + 2:03d}" for i in range(more)
+    ]
+    return names
 
 
 def _uuid(rng: Random) -> str:

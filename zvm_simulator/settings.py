@@ -136,7 +136,8 @@ class SimulatorSettings:
     construction. ``retention``: tasks completed longer ago vanish. Network: ``host``,
     ``port`` (0 = any free port), ``tls`` (HTTPS with a generated CA). Entities: one VPG is
     renamed ``vpg_rename_after`` and another deleted ``vpg_delete_after`` after the start
-    (None: never; see :mod:`zvm_simulator.inventory`).
+    (None: never; see :mod:`zvm_simulator.inventory`); ``untouched_vpgs`` VPGs and
+    ``extra_hosts`` hosts are listed that no task refers to (a large estate: thousands).
     """
 
     seed: int = 1
@@ -164,6 +165,8 @@ class SimulatorSettings:
     session_idle_timeout: float = 1800.0
     vpg_rename_after: timedelta | None = timedelta(minutes=30)
     vpg_delete_after: timedelta | None = timedelta(minutes=65)
+    untouched_vpgs: int = 3
+    extra_hosts: int = 0
 
     def validate(self) -> None:
         """Raise ValueError naming the first setting that cannot work."""
@@ -198,6 +201,9 @@ class SimulatorSettings:
             after = getattr(self, name)
             if after is not None and after < timedelta(0):
                 problems.append(f"{name} must not be negative, got {after}")
+        for name in ("untouched_vpgs", "extra_hosts"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must not be negative, got {getattr(self, name)}")
         if not 0 <= self.port <= 65535:
             problems.append(f"port must be within 0-65535, got {self.port}")
         if problems:

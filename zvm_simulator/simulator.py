@@ -78,6 +78,8 @@ class Simulator:
             vcenter_id=scenario.vcenter_id,
             task_vpg_ids=scenario.vpg_ids,
             host_ids=scenario.host_ids,
+            untouched_vpgs=self.settings.untouched_vpgs,
+            extra_hosts=self.settings.extra_hosts,
         )
         self._plan_vpg_changes(to_ms(start))
         self.requests: list[RequestRecord] = []

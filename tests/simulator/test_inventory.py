@@ -121,6 +121,25 @@ def test_names_include_non_ascii_ones() -> None:
     assert any(not name.isascii() for name in names)
 
 
+def test_a_large_estate_lists_thousands_of_vpgs_and_hosts_no_task_names() -> None:
+    small = Simulator(speed=0, days=0, tasks_per_hour=0, start=START)
+    for api in running(untouched_vpgs=2_000, extra_hosts=300):
+        vpgs = api.json("/v1/vpgs")
+        names = [vpg["VpgName"] for vpg in vpgs]
+        assert len(vpgs) == len(small.inventory.vpg_ids) - 3 + 2_000
+        assert len(set(names)) == len(names)  # names stay distinct past the list of names
+        vras = api.json("/v1/vras")
+        hosts = api.json(f"/v1/virtualizationsites/{api.sim.inventory.site_id}/hosts")
+        assert len(vras) == len(hosts) == len(small.inventory.hosts) + 300
+        assert len({h["HostIdentifier"] for h in hosts}) == len(hosts)
+        assert len({vra["IpAddress"] for vra in vras}) == len(vras)
+    # The defaults are the estate every other test knows, unchanged by the knobs.
+    again = Simulator(speed=0, days=0, tasks_per_hour=0, start=START, untouched_vpgs=3)
+    assert again.vpg_names() == small.vpg_names()
+    with pytest.raises(ValueError, match="extra_hosts must not be negative"):
+        Simulator(extra_hosts=-1)
+
+
 def test_a_vpg_is_renamed_then_another_deleted_as_time_passes(windows: Api) -> None:
     sim = windows.sim
     first, last = sim.vpg_ids[0], sim.vpg_ids[-1]
