@@ -14,7 +14,7 @@ import os
 import shlex
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -26,6 +26,8 @@ from zvm_simulator import Simulator, SimulatorSettings
 DEMO_DIR = Path("demo")
 PASSWORD = "demo-password"
 QUERIES = ("failure_rate_by_type_and_zvm", "failover_tests_this_quarter")
+STEPS = (5, 5, 60)
+"""Minutes the simulated clock moves on before each later pass."""
 
 
 def _config_text(sim: Simulator, warehouse: Path) -> str:
@@ -60,8 +62,11 @@ def main() -> None:
     warehouse = DEMO_DIR / "warehouse.db"
     for stale in DEMO_DIR.glob("warehouse.db*"):
         stale.unlink()
+    # The simulated clock starts as far behind the real one as the demo will move it, so
+    # that it ends at about now (a ZVM clock ahead of this host's would show a negative lag).
+    start = datetime.now(UTC) - timedelta(minutes=sum(STEPS))
     settings = SimulatorSettings(
-        seed=2026, days=14, tasks_per_hour=30, speed=0, password=PASSWORD, port=0
+        seed=2026, days=14, tasks_per_hour=30, speed=0, password=PASSWORD, port=0, start=start
     )
     settings.faults.malformed_rate = 0.002
     with Simulator(settings) as sim:
@@ -77,7 +82,7 @@ def main() -> None:
         env.pop("ZVM_ETL_WAREHOUSE_URL", None)
         _run("db", "upgrade", env=env)
         _run("sync", env=env)
-        for minutes in (5, 5, 60):
+        for minutes in STEPS:
             sim.advance(timedelta(minutes=minutes))
             print(f"\n# the simulated ZVM's clock moves {minutes} minutes on", flush=True)
             _run("sync", env=env)
