@@ -11,9 +11,9 @@ file's row count is checked against the warehouse before the file is removed.
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
+import ijson
 import pyarrow.parquet as pq
 
 from bench.cases import Bench, Result
@@ -85,5 +85,6 @@ def _rows_in(path: Path, fmt: str) -> int:
         with path.open(encoding="utf-8", newline="") as stream:
             return sum(1 for _ in csv.reader(stream)) - 1  # the header
     if fmt == "json":
-        return len(json.loads(path.read_bytes()))
+        with path.open("rb") as stream:
+            return sum(1 for _ in ijson.items(stream, "item", use_float=True))
     return int(pq.ParquetFile(path).metadata.num_rows)
