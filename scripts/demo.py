@@ -25,7 +25,20 @@ from zvm_simulator import Simulator, SimulatorSettings
 
 DEMO_DIR = Path("demo")
 PASSWORD = "demo-password"
-QUERIES = ("failure_rate_by_type_and_zvm", "failover_tests_this_quarter")
+QUERIES: dict[str, tuple[str, ...]] = {
+    "failure_rate_by_type_and_zvm": (),
+    "failover_tests_this_quarter": (
+        "vpg_name",
+        "protected_site_name",
+        "recovery_site_name",
+        "priority",
+        "tests",
+        "successful_tests",
+        "failed_tests",
+        "last_test_started_at",
+    ),
+}
+"""The analyst queries the demo prints, each with the columns it shows (none: all)."""
 STEPS = (5, 5, 60)
 """Minutes the simulated clock moves on before each later pass."""
 
@@ -89,9 +102,11 @@ def main() -> None:
         _run("status", env=env)
     engine = sa.create_engine(f"sqlite:///{warehouse}")
     with pd.option_context("display.width", 160, "display.max_columns", 12):
-        for name in QUERIES:
-            print(f"\n-- sql/queries/{name}.sql (first rows)")
+        for name, columns in QUERIES.items():
             frame = pd.read_sql_query(sa.text(query_sql(name, dialect="sqlite")), engine)
+            shown = f"columns {', '.join(columns)}; " if columns else ""
+            print(f"\n-- sql/queries/{name}.sql ({shown}first rows)")
+            frame = frame[list(columns)] if columns else frame
             print(frame.head(8).to_string(index=False, na_rep="-"))
         counts = pd.read_sql_query(
             sa.text(
@@ -102,6 +117,7 @@ def main() -> None:
                 "SELECT 'vpgs named', COUNT(*) FROM vpgs WHERE name IS NOT NULL UNION ALL "
                 "SELECT 'vpgs deleted on the ZVM', COUNT(*) FROM vpgs "
                 "WHERE unlisted_at IS NOT NULL UNION ALL "
+                "SELECT 'sites named', COUNT(*) FROM sites WHERE name IS NOT NULL UNION ALL "
                 "SELECT 'hosts named', COUNT(*) FROM hosts WHERE name IS NOT NULL UNION ALL "
                 "SELECT 'rejected_tasks', COUNT(*) FROM rejected_tasks UNION ALL "
                 "SELECT 'etl_runs', COUNT(*) FROM etl_runs"

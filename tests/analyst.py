@@ -6,6 +6,8 @@ queries' answers can be worked out by hand. The scenario, with what each part is
 - VPGs: ``vpg-a`` "Finance ERP" (nyc, High), ``vpg-b`` "Médical Records ✓" (nyc, Medium),
   ``vpg-c`` never listed (no name; only lon's tasks name it), ``vpg-d`` "Old CRM" (nyc,
   deleted: unlisted), ``vpg-e`` "Never Tested" (lon, Low).
+- Sites (:data:`SITES`): ``site-nyc`` "New York DC" and ``site-lon`` "London – Docklands"
+  are listed; ``site-x``, the recovery site of vpg-b, never was (no name).
 - FailOverTest tasks (:data:`FAILOVER_TESTS`): a success 10 and 40 days ago on vpg-a, a
   failure 5 days ago and a success 120 days ago on vpg-b, a success 20 days ago on vpg-c,
   one on the deleted vpg-d.
@@ -33,12 +35,17 @@ from etl.warehouse import schema
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
 
-VPGS = [  # identifier, name, priority, zvm, unlisted
-    ("vpg-a", "Finance ERP", 2, "nyc", False),
-    ("vpg-b", "Médical Records ✓", 1, "nyc", False),
-    ("vpg-c", None, None, None, False),
-    ("vpg-d", "Old CRM", 0, "nyc", True),
-    ("vpg-e", "Never Tested", 0, "lon", False),
+VPGS = [  # identifier, name, priority, zvm, unlisted, protected site, recovery site
+    ("vpg-a", "Finance ERP", 2, "nyc", False, "site-nyc", "site-lon"),
+    ("vpg-b", "Médical Records ✓", 1, "nyc", False, "site-nyc", "site-x"),
+    ("vpg-c", None, None, None, False, None, None),
+    ("vpg-d", "Old CRM", 0, "nyc", True, "site-nyc", "site-lon"),
+    ("vpg-e", "Never Tested", 0, "lon", False, "site-lon", "site-nyc"),
+]
+SITES = [  # identifier, name, zvm, is_local
+    ("site-nyc", "New York DC", "nyc", True),
+    ("site-lon", "London – Docklands", "lon", True),
+    ("site-x", None, None, None),
 ]
 
 
@@ -122,6 +129,21 @@ def load_scenario(engine: Engine) -> None:
             [{"name": t, "first_seen_at": long_ago} for t in sorted({t.type for t in TASKS})],
         )
         connection.execute(
+            schema.sites.insert(),
+            [
+                {
+                    "site_identifier": key,
+                    "first_seen_at": long_ago,
+                    "last_seen_at": NOW,
+                    "name": name,
+                    "is_local": is_local,
+                    "zvm": zvm,
+                    "listed_at": NOW if zvm else None,
+                }
+                for key, name, zvm, is_local in SITES
+            ],
+        )
+        connection.execute(
             schema.vpgs.insert(),
             [
                 {
@@ -133,8 +155,10 @@ def load_scenario(engine: Engine) -> None:
                     "zvm": zvm,
                     "listed_at": NOW if zvm else None,
                     "unlisted_at": NOW - DAY if unlisted else None,
+                    "protected_site_identifier": protected,
+                    "recovery_site_identifier": recovery,
                 }
-                for key, name, priority, zvm, unlisted in VPGS
+                for key, name, priority, zvm, unlisted, protected, recovery in VPGS
             ],
         )
         connection.execute(schema.tasks.insert(), [_task_row(t) for t in TASKS])

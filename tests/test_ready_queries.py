@@ -74,6 +74,10 @@ def test_dr_test_evidence(scenario: Engine) -> None:
     by_vpg = {r.vpg_identifier: r for r in rows}
     a, b, c, e = (by_vpg[k] for k in ("vpg-a", "vpg-b", "vpg-c", "vpg-e"))
     assert (a.vpg_name, a.priority_name, a.zvm) == ("Finance ERP", "High", "nyc")
+    assert (a.protected_site_name, a.recovery_site_name) == ("New York DC", "London – Docklands")
+    assert (b.protected_site_name, b.recovery_site_name) == ("New York DC", None)  # never listed
+    assert (c.protected_site_name, c.recovery_site_name) == (None, None)
+    assert (e.protected_site_name, e.recovery_site_name) == ("London – Docklands", "New York DC")
     assert (a.tested_in_window, a.tests_in_window, a.failed_tests_in_window) == (1, 2, 0)
     assert a.last_success_task_identifier == "ft1.s"
     assert a.last_success_duration_seconds == pytest.approx(120.0)
@@ -92,6 +96,24 @@ def test_dr_test_evidence(scenario: Engine) -> None:
     assert longer == {"vpg-a": 1, "vpg-b": 1, "vpg-c": 1, "vpg-e": 0}
     lon = run_query(scenario, "dr_test_evidence", zvm="lon")
     assert [r.vpg_identifier for r in lon] == ["vpg-e", "vpg-c"]
+
+
+def test_failover_tests_this_quarter_names_vpgs_and_sites(scenario: Engine) -> None:
+    rows = run_query(scenario, "failover_tests_this_quarter")
+    # Every VPG still listed (vpg-c, known only from tasks, too; deleted vpg-d left out);
+    # vpg-e, never tested, comes first whatever the date within the quarter.
+    assert rows[0].vpg_identifier == "vpg-e" and rows[0].tests == 0
+    by_vpg = {r.vpg_identifier: r for r in rows}
+    assert set(by_vpg) == {"vpg-a", "vpg-b", "vpg-c", "vpg-e"}
+    names = {
+        key: (r.vpg_name, r.protected_site_name, r.recovery_site_name) for key, r in by_vpg.items()
+    }
+    assert names == {
+        "vpg-a": ("Finance ERP", "New York DC", "London – Docklands"),
+        "vpg-b": ("Médical Records ✓", "New York DC", None),
+        "vpg-c": (None, None, None),
+        "vpg-e": ("Never Tested", "London – Docklands", "New York DC"),
+    }
 
 
 def test_failure_rate_by_week(scenario: Engine) -> None:

@@ -40,6 +40,8 @@ def test_report_data_and_page(warehouse: Engine, tmp_path: Path) -> None:
     page = out.read_text(encoding="utf-8")
     assert "Médical Records ✓" in page and "Jos&#x27;" not in page and "José Álvarez" in page
     assert "vpg-c" in page  # no name known: the identifier is shown
+    assert "New York DC → London – Docklands" in page  # vpg-a's protected and recovery sites
+    assert "New York DC → –" in page  # vpg-b's recovery site was never listed
     assert all(f'data-chart="{key}"' in page for key in CHARTS)
     assert all(f'data-table="{key}"' in page for key in TABLES)
     from plotly.offline import get_plotlyjs

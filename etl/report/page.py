@@ -126,6 +126,9 @@ def _dr_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
                 "identifier": row["vpg_identifier"],
                 "named": _present(row["vpg_name"]),
                 "zvm": _text(row["zvm"]),
+                "sites": " → ".join(
+                    _text(row[column]) for column in ("protected_site_name", "recovery_site_name")
+                ),
                 "priority": _text(row["priority_name"]),
                 "gap": not bool(row["tested_in_window"]),
                 "last": _when(row["last_success_started_at"]),

@@ -5,6 +5,8 @@
 -- Parameter days = 90: the look-back in days; a VPG whose last successful test started
 --   before it, or that never had one, is a gap.
 -- Parameter zvm = '': only the VPGs of this ZVM (empty: every ZVM).
+-- protected_site_name / recovery_site_name: the last known names of the VPG's protected
+-- and recovery sites (null where the VPG or the site was never listed).
 -- A successful test is a FailOverTest task that Completed (state 6); its duration is the
 -- test failover's, not the later StopFailOverTest's. zvm is the ZVM that lists the VPG,
 -- else the one whose tasks named it. The gaps come first: never tested, then the oldest
@@ -40,6 +42,8 @@ known_vpgs AS (
         v.vpg_identifier,
         v.name,
         v.priority,
+        v.protected_site_identifier,
+        v.recovery_site_identifier,
         COALESCE(
             v.zvm,
             (
@@ -56,6 +60,8 @@ SELECT
     k.vpg_identifier,
     k.name AS vpg_name,
     k.zvm,
+    ps.name AS protected_site_name,
+    rs.name AS recovery_site_name,
     k.priority,
     CASE k.priority WHEN 0 THEN 'Low' WHEN 1 THEN 'Medium' WHEN 2 THEN 'High' END
         AS priority_name,
@@ -71,6 +77,8 @@ SELECT
 FROM known_vpgs AS k
 LEFT JOIN successes AS s ON s.vpg_identifier = k.vpg_identifier AND s.newest_first = 1
 LEFT JOIN window_tests AS w ON w.vpg_identifier = k.vpg_identifier
+LEFT JOIN sites AS ps ON ps.site_identifier = k.protected_site_identifier
+LEFT JOIN sites AS rs ON rs.site_identifier = k.recovery_site_identifier
 WHERE (:zvm = '' OR k.zvm = :zvm)
 ORDER BY
     tested_in_window,

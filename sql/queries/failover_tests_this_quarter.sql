@@ -4,12 +4,15 @@
 -- its FailOverTest tasks started since the start of the current calendar quarter (UTC):
 -- how many, how many succeeded or failed, the last test and the last success. VPGs without
 -- a successful test come first: they are the gaps an auditor asks about. Deleted VPGs
--- (unlisted) are left out; v_failover_tests keeps their tests.
+-- (unlisted) are left out; v_failover_tests keeps their tests. protected_site_name and
+-- recovery_site_name are the last known names of the VPG's sites (null if never listed).
 SELECT
     v.vpg_identifier,
     v.name AS vpg_name,
     v.priority,
     v.zvm,
+    ps.name AS protected_site_name,
+    rs.name AS recovery_site_name,
     COUNT(f.task_identifier) AS tests,
     SUM(CASE WHEN f.outcome = 'succeeded' THEN 1 ELSE 0 END) AS successful_tests,
     SUM(CASE WHEN f.outcome = 'failed' THEN 1 ELSE 0 END) AS failed_tests,
@@ -23,6 +26,8 @@ FROM vpgs AS v
 LEFT JOIN v_failover_tests AS f
     ON f.vpg_identifier = v.vpg_identifier
     AND f.started_at >= ${quarter_start()}
+LEFT JOIN sites AS ps ON ps.site_identifier = v.protected_site_identifier
+LEFT JOIN sites AS rs ON rs.site_identifier = v.recovery_site_identifier
 WHERE v.unlisted_at IS NULL
-GROUP BY v.vpg_identifier, v.name, v.priority, v.zvm
+GROUP BY v.vpg_identifier, v.name, v.priority, v.zvm, ps.name, rs.name
 ORDER BY has_successful_test, tests, v.name, v.vpg_identifier;
