@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from etl import resources
 from etl.errors import InstallationError, SchemaMismatch, WarehouseUnavailable
 from etl.queries import bind_parameters, read_queries
-from etl.warehouse import db, schema, sqlfiles
+from etl.warehouse import db, schema, sqlfiles, types
 from etl.warehouse.types import NaiveDatetimeError
 
 SPEC_TABLES = {
@@ -82,6 +82,157 @@ def test_upgrade_downgrade_upgrade(database_url: str) -> None:
     db.upgrade(database_url)
     assert db.current_revision(database_url) == db.head_revision()
     assert _objects(database_url) == (SPEC_TABLES | {"alembic_version"}, VIEWS)
+
+
+def _columns(table: str, **columns: sa.types.TypeEngine[Any]) -> sa.TableClause:
+    return sa.table(table, *(sa.column(name, type_) for name, type_ in columns.items()))
+
+
+def _fill_revision_0001(url: str, at: datetime) -> None:
+    """Rows of every kind a revision-0001 warehouse held, written as that revision's code
+    wrote them (on SQLite, whole-second timestamps without their fraction)."""
+    utc, text, integer = types.UtcDateTime(), sa.Text(), sa.Integer()
+    entity: dict[str, sa.types.TypeEngine[Any]] = {
+        "href": text,
+        "first_seen_at": utc,
+        "last_seen_at": utc,
+    }
+    engine = db.make_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                _columns("zvms", name=text, url=text, added_at=utc).insert(),
+                [{"name": "nyc", "url": "https://nyc:9669", "added_at": at}],
+            )
+            connection.execute(
+                _columns("task_types", name=text, first_seen_at=utc).insert(),
+                [{"name": "FailOverTest", "first_seen_at": at}],
+            )
+            task = _columns(
+                "tasks",
+                task_identifier=text,
+                zvm=text,
+                task_id=text,
+                type=text,
+                state=integer,
+                started_at=utc,
+                completed_at=utc,
+                duration_seconds=sa.Double(),
+                payload=types.Json(),
+                payload_hash=text,
+                first_seen_at=utc,
+                last_seen_at=utc,
+                last_changed_at=utc,
+            )
+            connection.execute(
+                task.insert(),
+                [
+                    {
+                        "task_identifier": "t1.s",
+                        "zvm": "nyc",
+                        "task_id": "t1",
+                        "type": "FailOverTest",
+                        "state": 6,
+                        "started_at": at,
+                        "completed_at": at + timedelta(seconds=90),
+                        "duration_seconds": 90.0,
+                        "payload": {"TaskIdentifier": "t1.s", "Initiator": "José"},
+                        "payload_hash": "h1",
+                        "first_seen_at": at,
+                        "last_seen_at": at,
+                        "last_changed_at": at,
+                    }
+                ],
+            )
+            for table, key, value in (
+                ("vpgs", "vpg_identifier", "vpg-1"),
+                ("hosts", "host_identifier", "host-1"),
+                ("sites", "site_identifier", "site-1"),
+            ):
+                connection.execute(
+                    _columns(table, **{key: text}, **entity).insert(),
+                    [{key: value, "href": f"/{value}", "first_seen_at": at, "last_seen_at": at}],
+                )
+                connection.execute(
+                    _columns(f"task_{table}", task_identifier=text, **{key: text}).insert(),
+                    [{"task_identifier": "t1.s", key: value}],
+                )
+            connection.execute(
+                _columns(
+                    "task_status_changes",
+                    task_identifier=text,
+                    observed_at=utc,
+                    state=integer,
+                    progress=integer,
+                ).insert(),
+                [{"task_identifier": "t1.s", "observed_at": at, "state": 6, "progress": 100}],
+            )
+            connection.execute(
+                _columns("sync_cursors", zvm=text, cursor=text, value=utc, updated_at=utc).insert(),
+                [{"zvm": "nyc", "cursor": "started", "value": at, "updated_at": at}],
+            )
+            if engine.dialect.name == "sqlite":
+                for table, columns in (
+                    ("tasks", ("started_at", "first_seen_at", "last_seen_at", "last_changed_at")),
+                    ("vpgs", ("first_seen_at", "last_seen_at")),
+                    ("task_status_changes", ("observed_at",)),
+                    ("sync_cursors", ("value", "updated_at")),
+                ):
+                    for column in columns:
+                        connection.exec_driver_sql(
+                            f"UPDATE {table} SET {column} = substr({column}, 1, 19)"
+                        )
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_in_place_keeps_the_data_of_revision_0001(database_url: str) -> None:
+    at = datetime(2031, 3, 1, 9, 5, tzinfo=UTC)
+    db.upgrade(database_url, "0001")
+    _fill_revision_0001(database_url, at)
+    tables = ["tasks", "vpgs", "hosts", "sites", "task_vpgs", "task_hosts", "task_sites"]
+    tables += ["task_status_changes", "sync_cursors", "zvms"]
+
+    def counts(engine: Engine) -> dict[str, int]:
+        with engine.connect() as connection:
+            return {
+                t: connection.execute(sa.text(f"SELECT COUNT(*) FROM {t}")).scalar_one()
+                for t in tables
+            }
+
+    db.upgrade(database_url)
+    engine = db.make_engine(database_url)
+    try:
+        assert counts(engine) == dict.fromkeys(tables, 1)
+        with engine.connect() as connection:
+            # Equal instants compare equal with bound values (SQLite's stored text fixed).
+            task = connection.execute(
+                sa.select(schema.tasks).where(schema.tasks.c.started_at == at)
+            ).one()
+            assert (task.task_identifier, task.completed_at) == ("t1.s", at + timedelta(seconds=90))
+            assert task.payload == {"TaskIdentifier": "t1.s", "Initiator": "José"}
+            cursor = connection.execute(
+                sa.select(schema.sync_cursors.c.value).where(schema.sync_cursors.c.value >= at)
+            ).scalar_one()
+            assert cursor == at
+            vpg = connection.execute(sa.select(schema.vpgs)).one()
+            assert (vpg.vpg_identifier, vpg.first_seen_at, vpg.href) == ("vpg-1", at, "/vpg-1")
+            assert (vpg.name, vpg.zvm, vpg.listed_at, vpg.unlisted_at) == (None,) * 4
+            zvm = connection.execute(sa.select(schema.zvms)).one()
+            assert (zvm.added_at, zvm.names_refreshed_at, zvm.names_error) == (at, None, None)
+            (view,) = connection.exec_driver_sql("SELECT * FROM v_task_vpgs").all()
+            assert (view.task_identifier, view.vpg_identifier, view.vpg_name) == (
+                "t1.s",
+                "vpg-1",
+                None,
+            )
+            (test,) = connection.exec_driver_sql("SELECT * FROM v_failover_tests").all()
+            assert (test.vpg_identifier, test.outcome) == ("vpg-1", "succeeded")
+        assert db.drift(database_url) == []
+        db.downgrade(database_url, "0001")
+        assert counts(engine) == dict.fromkeys(tables, 1)
+    finally:
+        engine.dispose()
 
 
 def _objects(url: str) -> tuple[set[str], set[str]]:
