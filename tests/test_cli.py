@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import sysconfig
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -113,9 +114,41 @@ def test_sync_exit_status_and_status_json(
     assert rows["down"]["last_run_status"] == "failed"
     assert "connection refused" in rows["down"]["last_error"]
     assert PASSWORD not in output
+    assert rows["good"]["names_refreshed_at"] and rows["good"]["names_error"] is None
+    assert rows["down"]["names_refreshed_at"] is None
     code, output = invoke("--config", str(config), "status")
     words = " ".join(output.split())
     assert "good" in words and "last success" in words and "connection refused" in words
+    assert "names never read" in words  # "down"
+
+
+def test_status_says_when_names_were_read_and_what_failed(
+    tmp_path: Path, sim: Simulator, warehouse_url: str
+) -> None:
+    config = write_config(tmp_path, warehouse_url, [("good", sim.url)])
+    with config.open("a") as text:
+        text.write("sync:\n  entity_refresh_interval: 0s\n")
+    assert invoke("--config", str(config), "sync")[0] == 0
+    code, output = invoke("--config", str(config), "status", "--json")
+    [row] = json.loads(output)
+    assert code == 0 and row["names_error"] is None
+    first_read = datetime.fromisoformat(row["names_refreshed_at"])
+    code, output = invoke("--config", str(config), "status")
+    words = " ".join(output.split())
+    assert f"names read {first_read:%Y-%m-%d %H:%M:%S} UTC ok" in words
+    sim.faults.missing_listings.add("/v1/vpgs")
+    sim.faults.failing_listings.add("/v1/vras")
+    assert invoke("--config", str(config), "sync")[0] == 0  # a warning, not a failed pass
+    code, output = invoke("--config", str(config), "status", "--json")
+    [row] = json.loads(output)
+    assert code == 0 and datetime.fromisoformat(row["names_refreshed_at"]) >= first_read
+    error = row["names_error"]
+    assert "GET /v1/vpgs: ZVM good" in error and "HTTP 404" in error
+    assert "GET /v1/vras: gave up on GET /v1/vras at ZVM good" in error and "HTTP 500" in error
+    code, output = invoke("--config", str(config), "status")
+    words = " ".join(output.split())
+    assert "with problems (the names known before stay): GET /v1/vpgs: ZVM good" in words
+    assert "GET /v1/vras" in words and PASSWORD not in output
 
 
 def test_backfill_command_logs_windows_when_not_a_terminal(

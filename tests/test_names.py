@@ -179,6 +179,63 @@ def test_failing_listings_leave_tasks_loading_and_names_intact(
     assert rows(warehouse, "zvms", "name")["sim"].names_error is None
 
 
+def test_listings_of_an_unexpected_shape_are_warnings(
+    sim: Simulator, warehouse: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = warehouse.url.render_as_string(hide_password=False)
+    config = make_config(sim, url, entity_refresh_interval="0s")
+    clock = Clock()
+    assert one_pass(config, warehouse, clock=clock).succeeded
+    tables = {"vpgs": "vpg_identifier", "sites": "site_identifier", "hosts": "host_identifier"}
+
+    def names() -> dict[str, dict[str, Any]]:
+        return {
+            table: {
+                k: (v.name, v.listed_at, v.unlisted_at)
+                for k, v in rows(warehouse, table, key).items()
+            }
+            for table, key in tables.items()
+        }
+
+    before = names()
+    assert all(before.values())
+    sim.rename_vpg(sim.all_vpg_ids[0], "never seen either")
+    sim.faults.misshapen_listings.update(
+        {
+            "/v1/localsite": "wrong-type",  # an array where the API gives an object
+            "/v1/peersites": "html",
+            "/v1/vpgs": "wrong-type",  # an object where the API gives an array
+            "/v1/vras": "invalid-json",
+            "/v1/virtualizationsites": "html",
+        }
+    )
+    sim.advance(timedelta(hours=2))
+    clock.now += timedelta(hours=1)
+    with caplog.at_level(logging.WARNING):
+        result = one_pass(config, warehouse, clock=clock)
+    assert result.succeeded and result.counts.inserted > 0
+    assert_converged(warehouse, sim)
+    assert names() == before  # nothing blanked, nothing unlisted, no listed_at moved on
+    [zvm] = rows(warehouse, "zvms", "name").values()
+    error = zvm.names_error
+    assert (
+        "GET /v1/localsite: ZVM sim" in error
+        and "with a JSON list, expected a JSON object" in error
+    )
+    assert "GET /v1/vpgs: ZVM sim" in error and "with a JSON dict, expected a JSON array" in error
+    assert "GET /v1/peersites: ZVM sim" in error and "with an HTML page (HTTP 200)" in error
+    assert "GET /v1/vras: ZVM sim" in error and "with invalid JSON" in error
+    assert "GET /v1/virtualizationsites: ZVM sim" in error
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("names not refreshed: GET /v1/localsite" in w for w in warnings)
+    assert sim.faults.injected.snapshot()["misshapen_listing"] == 5
+    sim.faults.reset()
+    clock.now += timedelta(hours=1)
+    assert one_pass(config, warehouse, clock=clock).succeeded
+    assert rows(warehouse, "vpgs", "vpg_identifier")[sim.all_vpg_ids[0]].name == "never seen either"
+    assert rows(warehouse, "zvms", "name")["sim"].names_error is None
+
+
 def test_refresh_interval_is_honoured(sim: Simulator, warehouse: Engine) -> None:
     url = warehouse.url.render_as_string(hide_password=False)
     config = make_config(sim, url, entity_refresh_interval="1h")

@@ -82,6 +82,18 @@ def _message(status: int, message: str, *headers: tuple[str, str]) -> Response:
     return Response(status, error_body(message), headers=list(headers))
 
 
+def _misshapen(kind: str, template: str) -> Response:
+    """A 200 answer to a listing, not of the shape the API gives (``misshapen_listings``)."""
+    if kind == "html":
+        page = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body></body></html>"
+        return Response(200, page, content_type="text/html; charset=utf-8")
+    if kind == "invalid-json":
+        return Response(200, b'[{"VpgName": "Finance 0')
+    if template == "/v1/localsite":
+        return _json(200, [{"SiteName": "an array, not the site"}])
+    return _json(200, {"Message": "an object, not the array of the listing"})
+
+
 def _seconds_text(value: float) -> str:
     """``1`` for integral seconds, ``0.05`` for fractional ones (never negative)."""
     value = max(float(value), 0.0)
@@ -284,6 +296,10 @@ class ZvmApi:
         if template in self.faults.failing_listings:
             self.faults.injected.add("failing_listing")
             return _message(500, "An error has occurred.")
+        kind = self.faults.misshapen_listings.get(template)
+        if kind is not None:
+            self.faults.injected.add("misshapen_listing")
+            return _misshapen(kind, template)
         base = self.wire.base_url
         inventory = self.inventory
         settings = self.settings

@@ -55,6 +55,17 @@ def _listings(paths: tuple[str, ...]) -> list[str]:
     return list(paths)
 
 
+def _misshapen(pairs: tuple[str, ...]) -> dict[str, str]:
+    listings: dict[str, str] = {}
+    for pair in pairs:
+        path, sep, kind = pair.rpartition("=")
+        if not sep:
+            raise ValueError(f"{pair}: not PATH=KIND (e.g. /v1/vpgs=html)")
+        _listings((path,))
+        listings[path] = kind
+    return listings
+
+
 def _settings(options: dict[str, Any]) -> SimulatorSettings:
     """SimulatorSettings from the options; click.BadParameter names a bad one."""
 
@@ -95,6 +106,7 @@ def _settings(options: dict[str, Any]) -> SimulatorSettings:
             session_ttl=options["session_ttl"],
             missing_listings=set(read("missing_listing", _listings)),
             failing_listings=set(read("failing_listing", _listings)),
+            misshapen_listings=read("misshapen_listing", _misshapen),
         ),
         vpg_rename_after=read("vpg_rename_after", _span_or_never),
         vpg_delete_after=read("vpg_delete_after", _span_or_never),
@@ -160,6 +172,12 @@ def _settings(options: dict[str, Any]) -> SimulatorSettings:
 )
 @click.option(
     "--failing-listing", multiple=True, metavar="PATH", help="Answer this listing 500 (repeatable)."
+)
+@click.option(
+    "--misshapen-listing",
+    multiple=True,
+    metavar="PATH=KIND",
+    help="Answer this listing 200 with a wrong shape: wrong-type, html or invalid-json.",
 )
 @click.option(
     "--vpg-rename-after", default="30m", show_default=True, help="Rename a VPG then (or never)."

@@ -14,7 +14,10 @@ from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Literal
 
-__all__ = ["FaultCounts", "Faults", "RequestRecord", "SimulatorSettings"]
+__all__ = ["MISSHAPEN_KINDS", "FaultCounts", "Faults", "RequestRecord", "SimulatorSettings"]
+
+MISSHAPEN_KINDS = ("wrong-type", "html", "invalid-json")
+"""The kinds of answer ``Faults.misshapen_listings`` gives a listing."""
 
 
 class FaultCounts:
@@ -40,6 +43,7 @@ class FaultCounts:
         "session_expired",
         "missing_listing",
         "failing_listing",
+        "misshapen_listing",
     )
 
     def __init__(self) -> None:
@@ -88,6 +92,10 @@ class Faults:
       ``/v1/localsite``, ``/v1/peersites``, ``/v1/vpgs``, ``/v1/vras``,
       ``/v1/virtualizationsites``, ``/v1/virtualizationsites/{site}/hosts``) answered 404
       (a ZVM version or role without them) or 500 ``{"Message": "An error has occurred."}``.
+    - ``misshapen_listings``: entity listing (route template, as above) -> kind of answer,
+      each a ``200``: ``"wrong-type"`` (a JSON object where the API gives an array, an array
+      where it gives an object), ``"html"`` (a login page, as a proxy in front of the ZVM
+      serves) or ``"invalid-json"`` (a body cut short).
 
     The random draws for ``error_rate`` and ``drop_rate`` come from generators seeded by the
     simulator's seed (one per knob), so the same sequence of requests meets the same faults.
@@ -105,6 +113,7 @@ class Faults:
     malformed_rate: float = 0.0
     missing_listings: set[str] = field(default_factory=set)
     failing_listings: set[str] = field(default_factory=set)
+    misshapen_listings: dict[str, str] = field(default_factory=dict)
     injected: FaultCounts = field(default_factory=FaultCounts, compare=False, repr=False)
 
     def reset(self) -> None:
@@ -204,6 +213,12 @@ class SimulatorSettings:
         for name in ("untouched_vpgs", "extra_hosts"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+        for template, kind in self.faults.misshapen_listings.items():
+            if kind not in MISSHAPEN_KINDS:
+                problems.append(
+                    f"misshapen_listings[{template!r}] must be one of "
+                    f"{', '.join(MISSHAPEN_KINDS)}, got {kind!r}"
+                )
         if not 0 <= self.port <= 65535:
             problems.append(f"port must be within 0-65535, got {self.port}")
         if problems:

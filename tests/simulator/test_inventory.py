@@ -7,12 +7,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import click
 import httpx
 import pytest
 
 from tests.simulator.wire_reading import started
-from zvm_simulator import Simulator
+from zvm_simulator import Faults, Simulator, SimulatorSettings
 from zvm_simulator.api import LISTINGS
+from zvm_simulator.cli import _settings as cli_settings
+from zvm_simulator.cli import simulate
 
 START = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -196,3 +199,40 @@ def test_fault_knobs_make_a_listing_answer_404_or_500(windows: Api, listing: str
     windows.sim.faults.reset()
     assert windows.get(path).status_code == 200
     assert windows.http.get(path).status_code == 401  # listings need a session like tasks
+
+
+@pytest.mark.parametrize("listing", LISTINGS)
+def test_fault_knob_makes_a_listing_answer_with_the_wrong_shape(windows: Api, listing: str) -> None:
+    path = listing.replace("{site}", windows.sim.site_id)
+    expected = dict if listing == "/v1/localsite" else list
+    assert isinstance(windows.json(path), expected)
+    misshapen = windows.sim.faults.misshapen_listings
+    misshapen[listing] = "wrong-type"
+    wrong = windows.get(path)
+    assert wrong.status_code == 200 and not isinstance(wrong.json(), expected)
+    misshapen[listing] = "html"
+    page = windows.get(path)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    misshapen[listing] = "invalid-json"
+    cut = windows.get(path)
+    assert cut.status_code == 200
+    with pytest.raises(ValueError):
+        cut.json()
+    windows.sim.faults.reset()
+    assert isinstance(windows.json(path), expected)
+
+
+def test_misshapen_listing_settings_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"misshapen_listings.*one of wrong-type, html"):
+        Simulator(faults=Faults(misshapen_listings={"/v1/vpgs": "xml"}))
+    settings = _settings_from_cli(["--misshapen-listing", "/v1/vpgs=html"])
+    assert settings.faults.misshapen_listings == {"/v1/vpgs": "html"}
+    for bad in ("/v1/vpgs", "/v1/nope=html", "/v1/vpgs=xml"):
+        with pytest.raises(click.BadParameter):
+            _settings_from_cli(["--misshapen-listing", bad])
+
+
+def _settings_from_cli(args: list[str]) -> SimulatorSettings:
+    """The settings the simulator's command line makes of ``args`` (without serving)."""
+    context = simulate.make_context("zvm-simulator", args)
+    return cli_settings(context.params)
