@@ -36,7 +36,7 @@ from etl.config import Config, format_duration
 from etl.errors import EtlError
 from etl.warehouse import db, schema
 from etl.warehouse.engine import connect
-from etl.warehouse.load import OPEN_STATES
+from etl.warehouse.load import is_open
 
 __all__ = [
     "ZvmStatus",
@@ -122,7 +122,7 @@ def _zvm_status(engine: Engine, name: str, url: str | None, now: datetime) -> Zv
         still_open = conn.execute(
             select(func.count())
             .select_from(tasks)
-            .where(tasks.c.zvm == name, tasks.c.state.in_(OPEN_STATES))
+            .where(tasks.c.zvm == name, is_open(tasks.c.state))
         ).scalar_one()
     started_cursor = values.get("started")
     return ZvmStatus(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -12,12 +13,14 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
+from psycopg.sql import Literal
 from sqlalchemy.engine import Engine
 
 from etl import resources
 from etl.errors import InstallationError, SchemaMismatch, WarehouseUnavailable
 from etl.queries import bind_parameters, read_queries
 from etl.warehouse import db, schema, sqlfiles, types
+from etl.warehouse.load import TaskLoader
 from etl.warehouse.types import NaiveDatetimeError
 
 SPEC_TABLES = {
@@ -775,3 +778,52 @@ def test_daily_view_counts_utc_days_whatever_the_session_zone(warehouse: Engine)
             connection.exec_driver_sql(set_zone)
         (day,) = connection.exec_driver_sql("SELECT day FROM v_task_daily").scalars()
     assert str(day) == "2024-05-31"
+
+
+def test_open_tasks_are_found_through_their_partial_index_on_postgresql(
+    warehouse: Engine,
+) -> None:
+    start = datetime(2031, 3, 1, tzinfo=UTC)
+    for number, state in enumerate((6, 1, 4, 2, 6, 7, 5, 3, 0)):
+        _insert_task(
+            warehouse,
+            f"t{number}.s",
+            type_="Move",
+            state=state,
+            started_at=start + timedelta(minutes=number),
+        )
+    statements: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        statements.append((statement, parameters))
+
+    with warehouse.connect() as connection:
+        loader = TaskLoader(connection, zvm="nyc", run_id=0, now=start + timedelta(days=1))
+        sa.event.listen(connection, "before_cursor_execute", record)
+        found = loader.open_tasks(started_since=start, not_seen_since=start + timedelta(days=1))
+        sa.event.remove(connection, "before_cursor_execute", record)
+        assert found == ["t1.s", "t3.s", "t5.s", "t7.s", "t8.s"]  # oldest first
+        indexes = {ix["name"] for ix in sa.inspect(connection).get_indexes("tasks")}
+        if warehouse.dialect.name != "postgresql":
+            assert "ix_tasks_open" not in indexes  # PostgreSQL only (see schema.ix_tasks_open)
+            return
+        states = ", ".join(str(state) for state in schema.OPEN_STATES)
+        definition = connection.exec_driver_sql(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_tasks_open'"
+        ).scalar_one()
+        assert definition.endswith(f"(zvm, started_at) WHERE (state = ANY (ARRAY[{states}]))")
+        # The loader's own statement matches the index's predicate: with no statistics yet,
+        # and with the plan a long-running scheduler's prepared statement ends up with (a
+        # generic plan, made without the parameters' values). The table scan is ruled out
+        # so that the tiny table does not hide the choice.
+        connection.exec_driver_sql("SET enable_seqscan = off")
+        connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        [(statement, parameters)] = statements
+        names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", statement)))
+        prepared = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m[1]) + 1}", statement)
+        connection.exec_driver_sql(f"PREPARE open_tasks AS {prepared}")
+        driver = connection.connection.driver_connection
+        arguments = ", ".join(Literal(parameters[name]).as_string(driver) for name in names)
+        explain = f"EXPLAIN EXECUTE open_tasks({arguments})"
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql(explain))
+        assert "ix_tasks_open" in plan, plan

@@ -213,7 +213,8 @@ def migration_options(dialect_name: str) -> dict[str, Any]:
     """The ``context.configure`` options shared by ``env.py`` and :func:`drift`.
 
     - ``compare_type``: a column type changed in the metadata is a difference.
-    - ``include_object``: the views (created from ``sql/`` by migrations) are never compared.
+    - ``include_object``: the views (created from ``sql/`` by migrations) are never compared,
+      nor an index of the metadata made for another database only (``ddl_if(dialect=...)``).
     - ``render_item``: autogenerate writes our column types as ``types.UtcDateTime()`` and
       ``types.Json()`` with the import, instead of a bare class name that would not import.
     - ``render_as_batch`` on SQLite, which can only change a table by copying it.
@@ -223,7 +224,10 @@ def migration_options(dialect_name: str) -> dict[str, Any]:
     def include_object(
         obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
     ) -> bool:
-        return not (type_ == "table" and name in views)
+        if type_ == "table" and name in views:
+            return False
+        only_on = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
+        return not (type_ == "index" and not reflected and only_on not in (None, dialect_name))
 
     return {
         "target_metadata": metadata,

@@ -25,7 +25,17 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, bindparam, delete, func, select, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Table,
+    bindparam,
+    delete,
+    func,
+    select,
+    update,
+)
 
 from etl.normalize import Rejected, TaskRecord
 from etl.warehouse import schema
@@ -36,13 +46,23 @@ __all__ = [
     "LoadState",
     "TaskLoader",
     "delete_cursor",
+    "is_open",
     "read_cursors",
     "save_cursors",
     "upsert_task_types",
 ]
 
-OPEN_STATES = sorted(set(schema.TASK_STATES) - schema.FINAL_STATES)
-"""States a task can still leave (listed, not negated: an index on the state serves it)."""
+
+def is_open(state: ColumnElement[int]) -> ColumnElement[bool]:
+    """``state IN (the open states)``, listed (not negated, so an index serves it) and
+    written into the SQL as literals: PostgreSQL matches the condition to the predicate of
+    the partial index ``ix_tasks_open`` in every plan, a prepared statement's generic plan
+    (a long-running scheduler's) included, which bound values would not match."""
+    states: BindParameter[list[int]] = bindparam(
+        "open_states", list(schema.OPEN_STATES), expanding=True, literal_execute=True
+    )
+    return state.in_(states)
+
 
 _TASK_KEY = ("task_identifier",)
 _SOURCE_COLUMNS = (
@@ -342,7 +362,7 @@ class TaskLoader:
         and those not received since ``not_seen_since`` (this pass's own ``now``)."""
         table = schema.tasks
         query = select(table.c.task_identifier).where(
-            table.c.zvm == self.zvm, table.c.state.in_(OPEN_STATES)
+            table.c.zvm == self.zvm, is_open(table.c.state)
         )
         if started_since is not None:
             query = query.where(table.c.started_at >= started_since)

@@ -293,6 +293,21 @@ tasks = _table(
 """One row per ZVM task, its latest known version. ``payload_hash`` is the sha256 hex
 digest of the payload bytes as received: the loader compares it to skip unchanged tasks."""
 
+OPEN_STATES = tuple(sorted(set(TASK_STATES) - FINAL_STATES))
+"""The states a task can still leave (every state but Failed, Stopped and Completed)."""
+
+ix_tasks_open = Index(
+    "ix_tasks_open",
+    tasks.c.zvm,
+    tasks.c.started_at,
+    postgresql_where=tasks.c.state.in_(OPEN_STATES),
+).ddl_if(dialect="postgresql")
+"""PostgreSQL only: the open tasks, the few a pass re-reads. A partial index holds only
+them, so finding them costs the same with a thousand tasks or ten million, and right
+after a large load too, before statistics tell the planner how rare they are (with
+``ix_tasks_state`` alone it then scanned every task in the retention period). SQLite's
+planner ignores such an index without statistics, and MariaDB has no partial indexes."""
+
 
 def _entity(table: str, key: str, *names: Column[Any]) -> Table:
     """An entity table: its key, the task side (``href``, first/last seen) and, for the
