@@ -20,7 +20,7 @@ down_revision = "0002"
 branch_labels = None
 depends_on = None
 
-OPEN_STATES = (0, 1, 2, 3, 7)
+OPEN = "state IN (0, 1, 2, 3, 7)"
 """FirstUnusedValue, InProgress, WaitingForUserInput, Paused, Cancelling: not final."""
 
 
@@ -34,7 +34,7 @@ def upgrade() -> None:
             op.f("ix_tasks_open"),
             "tasks",
             ["zvm", "started_at"],
-            postgresql_where=sa.text(f"state IN {OPEN_STATES}"),
+            postgresql_where=sa.text(OPEN),
         )
 
 
