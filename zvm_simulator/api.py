@@ -13,8 +13,9 @@
 
 The endpoints of the other auth mode answer 404, as on the other kind of ZVM. An API call
 (anything under ``/v1/`` but the session endpoints) meets, in order: a wrong method (405),
-the ``error_rate`` fault (503 with ``Retry-After``), authentication (401), then the
-endpoint itself. A 200 list answer may be marked to be dropped mid-body (``drop_rate``).
+the ``error_rate`` fault (503 with ``Retry-After``), the ``outage_after`` fault (the same
+503 once it has run out), authentication (401), then the endpoint itself. A 200 list
+answer may be marked to be dropped mid-body (``drop_rate``).
 
 What a list shows: tasks started at or before the simulated now, each in its state as of
 now; tasks that completed more than ``retention`` ago are gone (lists and GET by id).
@@ -168,6 +169,7 @@ class ZvmApi:
         self.auth = auth
         self.inventory = inventory
         self._dice = _Dice(settings.seed)
+        self._outage_lock = threading.Lock()
         self._retention_ms = settings.retention // timedelta(milliseconds=1)
         self._known_types = frozenset(name.lower() for name in DOCUMENTED_TYPES)
         self._types_body = orjson.dumps(list(DOCUMENTED_TYPES))
@@ -259,14 +261,26 @@ class ZvmApi:
         refused = self._allow(method, "GET")
         if refused is not None:
             return refused
-        if self._dice.roll("error", self.faults.error_rate):
-            self.faults.injected.add("error")
+        fault = "error" if self._dice.roll("error", self.faults.error_rate) else None
+        if fault is not None or self._in_outage():
+            self.faults.injected.add(fault or "outage")
             retry_after = _seconds_text(self.faults.retry_after)
             return _message(503, _UNAVAILABLE, ("Retry-After", retry_after))
         if not self.auth.authorize(headers):
             challenge = "Basic" if self.settings.auth == "session" else "Bearer"
             return _message(401, _DENIED, ("WWW-Authenticate", challenge))
         return endpoint()
+
+    def _in_outage(self) -> bool:
+        """Whether ``outage_after`` has run out; counts this request down when it has not."""
+        with self._outage_lock:
+            left = self.faults.outage_after
+            if left is None:
+                return False
+            if left <= 0:
+                return True
+            self.faults.outage_after = left - 1
+            return False
 
     def _list(self, params: Mapping[str, str]) -> Response:
         try:

@@ -99,6 +99,7 @@ def _settings(options: dict[str, Any]) -> SimulatorSettings:
         faults=Faults(
             error_rate=options["error_rate"],
             retry_after=options["retry_after"],
+            outage_after=options["outage_after"],
             drop_rate=options["drop_rate"],
             latency=options["latency"],
             malformed_rate=options["malformed_rate"],
@@ -161,6 +162,9 @@ def _settings(options: dict[str, Any]) -> SimulatorSettings:
 @click.option("--tls", is_flag=True, help="Serve HTTPS with a generated CA (its path is printed).")
 @click.option("--error-rate", default=0.0, show_default=True, help="Fraction answered 503.")
 @click.option("--retry-after", default=1.0, show_default=True, help="Retry-After of those 503s.")
+@click.option(
+    "--outage-after", type=int, default=None, help="Answer every API call 503 after N of them."
+)
 @click.option("--drop-rate", default=0.0, show_default=True, help="Fraction of lists cut mid-body.")
 @click.option("--latency", default=0.0, show_default=True, help="Seconds added to every answer.")
 @click.option("--malformed-rate", default=0.0, show_default=True, help="Fraction of bad records.")

@@ -30,7 +30,8 @@ class FaultCounts:
     - ``latency``: answers delayed by ``latency``;
     - ``session_expired``: sessions or tokens refused because of ``session_ttl`` or
       ``session_max_requests`` (not those that expired on their own);
-    - ``missing_listing`` / ``failing_listing``: entity listings answered 404 / 500.
+    - ``missing_listing`` / ``failing_listing``: entity listings answered 404 / 500;
+    - ``outage``: API requests answered 503 because ``outage_after`` ran out.
 
     ``malformed_rate`` is not counted here: whether a task is malformed is a property of
     the task (stable across requests), which :meth:`Simulator.ground_truth` shows.
@@ -44,6 +45,7 @@ class FaultCounts:
         "missing_listing",
         "failing_listing",
         "misshapen_listing",
+        "outage",
     )
 
     def __init__(self) -> None:
@@ -75,6 +77,10 @@ class Faults:
       before authentication, like an overloaded front end: a 503 never uses up a session.
     - ``retry_after``: seconds written in that ``Retry-After`` header: an integral value is
       written as an integer (``"1"``), a fractional one as given (``"0.05"``).
+    - ``outage_after``: how many more API requests are let through before an outage: each
+      one counts it down, and once it is 0 every API request is answered ``503`` (with
+      ``Retry-After``, like ``error_rate``) until the knob is set again; logins still work.
+      A ZVM that goes down in the middle of a pass. None: no outage.
     - ``latency``: seconds slept before every answer (logins included).
     - ``drop_rate``: fraction of ``GET /v1/tasks`` list answers whose connection is closed
       mid-body: the headers (with the full ``Content-Length``) and part of the body are sent,
@@ -106,6 +112,7 @@ class Faults:
 
     error_rate: float = 0.0
     retry_after: float = 1.0
+    outage_after: int | None = None
     latency: float = 0.0
     drop_rate: float = 0.0
     session_max_requests: int | None = None
@@ -213,6 +220,8 @@ class SimulatorSettings:
         for name in ("untouched_vpgs", "extra_hosts"):
             if getattr(self, name) < 0:
                 problems.append(f"{name} must not be negative, got {getattr(self, name)}")
+        if self.faults.outage_after is not None and self.faults.outage_after < 0:
+            problems.append(f"outage_after must not be negative, got {self.faults.outage_after}")
         for template, kind in self.faults.misshapen_listings.items():
             if kind not in MISSHAPEN_KINDS:
                 problems.append(

@@ -96,6 +96,25 @@ def test_error_rate_fraction_is_reproducible_from_the_seed() -> None:
     assert 15 <= first.count(503) <= 45
 
 
+# ---- outage_after --------------------------------------------------------------------------
+
+
+def test_outage_after_lets_n_api_requests_through_then_answers_503(sim: Simulator) -> None:
+    with client_for(sim) as http:
+        sim.faults.outage_after = 3
+        sim.faults.retry_after = 2
+        statuses = [http.get(path).status_code for path in ("/v1/tasks/types", "/v1/tasks") * 3]
+        assert statuses == [200, 200, 200, 503, 503, 503]
+        assert sim.faults.outage_after == 0
+        refused = http.get("/v1/tasks")
+        assert refused.headers["retry-after"] == "2" and refused.json()["Message"]
+        # Logins are not API requests: they still work, and count nothing down.
+        assert http.post("/v1/session/add", auth=("admin", "zerto")).status_code == 200
+        assert sim.faults.injected.snapshot()["outage"] == 4
+        sim.faults.outage_after = None
+        assert http.get("/v1/tasks/types").status_code == 200
+
+
 # ---- drop_rate -----------------------------------------------------------------------------
 
 
