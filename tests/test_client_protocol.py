@@ -371,3 +371,58 @@ def test_a_503_storm_longer_than_the_budget_gives_up_with_what_it_saw() -> None:
         client.fetch_tasks()
     assert clock.slept[:3] == [10.0, 10.0, 10.0]  # Retry-After honoured
     assert clock.now - 1000.0 == pytest.approx(60)  # and never past the budget
+
+
+def timed_listing(
+    clock: FakeTime, answer: httpx.Response
+) -> tuple[ZvmClient, list[tuple[float, float]]]:
+    """A client of a ZVM answering ``GET /v1/vpgs`` with ``answer``, and the (time, read
+    timeout) of each attempt at it."""
+    seen: list[tuple[float, float]] = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        seen.append((clock.now - 1000.0, request.extensions["timeout"]["read"]))
+        return answer
+
+    client = ZvmClient(
+        zvm(retry_for="2m", timeout="120s"),
+        transport=httpx.MockTransport(session_zvm(api)),
+        sleep=clock.sleep,
+        monotonic=clock.monotonic,
+    )
+    return client, seen
+
+
+def test_a_deadline_share_stops_the_retries_of_one_call_and_names_its_setting() -> None:
+    """A group of calls sharing a 10 s budget: one of four gets at most a quarter of it,
+    however long retry_for is, and its error says which setting to raise."""
+    clock = FakeTime()
+    client, seen = timed_listing(clock, httpx.Response(500, json={"Message": "An error"}))
+    deadline = client.deadline(10.0, setting="sync.entity_refresh_budget")
+    with pytest.raises(ZvmRetriesExhausted) as caught:
+        client.fetch_listing("/v1/vpgs", expected=list, deadline=deadline.share(4))
+    assert clock.now - 1000.0 == pytest.approx(2.5)  # its share, never retry_for's 2 minutes
+    assert len(seen) >= 2 and seen[-1][0] == pytest.approx(2.5)
+    assert all(timeout == pytest.approx(10.0 - at) for at, timeout in seen)  # cut to the end
+    assert "HTTP 500" in str(caught.value)
+    assert "raise sync.entity_refresh_budget to wait longer" in str(caught.value)
+    assert deadline.left() == pytest.approx(7.5)  # what is left for the other calls
+
+
+def test_no_attempt_starts_once_a_deadline_has_passed() -> None:
+    """Retry-After 4 s against a 10 s deadline: attempts at 0, 4 and 8 s (timeouts cut to
+    10, 6 and 2 s), a last wait of 2 s to the deadline, and then no attempt that could not
+    answer in time: the error is the last failure seen."""
+    clock = FakeTime()
+    client, seen = timed_listing(clock, httpx.Response(503, headers={"Retry-After": "4"}))
+    deadline = client.deadline(10.0, setting="sync.entity_refresh_budget")
+    with pytest.raises(ZvmRetriesExhausted, match="HTTP 503") as caught:
+        client.fetch_listing("/v1/vpgs", expected=list, deadline=deadline)
+    assert seen == [(0.0, 10.0), (4.0, 6.0), (8.0, 2.0)]
+    assert clock.slept == [4.0, 4.0, 2.0] and deadline.expired
+    assert caught.value.attempts == 3 and "raise sync.entity_refresh_budget" in str(caught.value)
+    # Without a deadline the same client keeps its own budget and timeouts.
+    clock.slept.clear()
+    with pytest.raises(ZvmRetriesExhausted, match="raise retry_for"):
+        client.fetch_listing("/v1/vpgs", expected=list)
+    assert sum(clock.slept) == pytest.approx(120.0) and seen[3][1] == 120.0

@@ -4,8 +4,10 @@
 (:mod:`etl.zvm.auth`), TLS settings and timeouts from the configuration, and a retry loop
 (tenacity) for what is worth retrying: connection errors, timeouts, dropped connections,
 429 and 5xx. Waits grow exponentially with jitter and honour ``Retry-After``; the total
-time spent on one call is bounded by ``retry_for``. Everything else becomes one clear
-:class:`~etl.errors.ZvmError` that names the ZVM, the URL and what to do.
+time spent on one call is bounded by ``retry_for``, and a group of calls can share a
+shorter budget (a :class:`~etl.zvm.deadline.Deadline`: the entity listings of a names
+refresh). Everything else becomes one clear :class:`~etl.errors.ZvmError` that names the
+ZVM, the URL and what to do.
 
 Usage::
 
@@ -50,6 +52,7 @@ from etl.logs import redact_http_logs
 from etl.zvm.answers import Spool, TaskList, gc_paused
 from etl.zvm.auth import RETRYABLE_STATUS, KeycloakAuth, SessionAuth, TransientLoginError
 from etl.zvm.dates import format_filter_date
+from etl.zvm.deadline import Deadline
 
 __all__ = [
     "Attempt",
@@ -338,19 +341,35 @@ class ZvmClient:
             raise self._shape_error("GET /v1/tasks/types", "a JSON array of strings", body)
         return body
 
-    def fetch_listing(self, path: str, *, expected: type[list[Any]] | type[dict[str, Any]]) -> Any:
+    def fetch_listing(
+        self,
+        path: str,
+        *,
+        expected: type[list[Any]] | type[dict[str, Any]],
+        deadline: Deadline | None = None,
+    ) -> Any:
         """``GET path`` of an entity listing (``/v1/vpgs``...): the decoded JSON, which must be
         a JSON array (``expected=list``) or object (``expected=dict``).
 
         The same auth, retries and TLS as the tasks; a 404 (a ZVM version or role without
         the listing) raises ZvmResponseError with ``status_code`` 404, like any other 4xx.
+        With ``deadline`` (from :meth:`deadline`), retries stop at its ``retry_end`` (or
+        ``retry_for``, whichever comes first), no attempt starts after its ``end`` and each
+        attempt's timeout is cut to what is left before it; ZvmRetriesExhausted then names
+        the deadline's setting.
         """
-        response = self._request("GET", path)
+        response = self._request("GET", path, deadline=deadline)
         body = self._json(response, f"GET {path}")
         if not isinstance(body, expected):
             shape = "a JSON array" if expected is list else "a JSON object"
             raise self._shape_error(f"GET {path}", shape, body)
         return body
+
+    def deadline(self, seconds: float, *, setting: str) -> Deadline:
+        """A budget of ``seconds`` from now, on this client's clock (the one its retry
+        budgets use), for calls that must be done together (see :mod:`etl.zvm.deadline`);
+        ``setting`` is the configuration key that sets it."""
+        return Deadline.after(seconds, clock=self._monotonic, setting=setting)
 
     def close(self) -> None:
         """End the ZVM session (best effort) and close the connections."""
@@ -379,15 +398,19 @@ class ZvmClient:
         params: dict[str, str] | None = None,
         allow: frozenset[int] = frozenset(),
         spool: Spool | None = None,
+        deadline: Deadline | None = None,
     ) -> httpx.Response:
         """Send with retries; return a response that is 2xx or in ``allow``.
 
         With ``spool``, a successful answer's body is written to it as it arrives (and the
         response's own body is left empty): an answer of any size then takes a bounded
-        amount of memory. A connection lost mid-body is retried like any other."""
+        amount of memory. A connection lost mid-body is retried like any other. With
+        ``deadline``, retries also stop at its ``retry_end``, no attempt starts after its
+        ``end``, and each attempt's timeout is cut to what is left before it."""
         budget = self.zvm.retry_for.total_seconds()
         connect_budget = min(budget, self.zvm.connect_retry_for.total_seconds())
         attempts = 0
+        last: _Transient | None = None
 
         def left(state: RetryCallState) -> float:
             # Unreachable (refused, unknown host): the short budget; any other failure of a
@@ -395,7 +418,8 @@ class ZvmClient:
             exc = state.outcome.exception() if state.outcome is not None else None
             unreachable = isinstance(exc, _Transient) and exc.unreachable
             limit = connect_budget if unreachable else budget
-            return limit - (self._monotonic() - started)
+            own = limit - (self._monotonic() - started)
+            return own if deadline is None else min(own, deadline.retry_left())
 
         def stop(state: RetryCallState) -> bool:
             return left(state) <= 0
@@ -416,12 +440,34 @@ class ZvmClient:
         try:
             for attempt in retrying:
                 with attempt:
+                    if last is not None and deadline is not None and deadline.expired:
+                        raise last  # the deadline passed while waiting: no time to answer
                     attempts += 1
-                    return self._attempt(method, path, params, allow, spool)
+                    try:
+                        return self._attempt(
+                            method, path, params, allow, spool, timeout=self._timeout(deadline)
+                        )
+                    except _Transient as exc:
+                        last = exc
+                        raise
         except _Transient as exc:
             elapsed = self._monotonic() - started
-            raise self._exhausted(method, path, exc, attempts, elapsed) from None
+            setting = None
+            if deadline is not None and (deadline.expired or deadline.retry_left() <= 0):
+                setting = deadline.setting
+            raise self._exhausted(method, path, exc, attempts, elapsed, setting=setting) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _timeout(self, deadline: Deadline | None) -> httpx.Timeout | None:
+        """The timeouts of one attempt: the configured ones, cut to what ``deadline`` has
+        left (None: the client's own)."""
+        if deadline is None:
+            return None
+        left = deadline.left()
+        return httpx.Timeout(
+            min(self.zvm.timeout.total_seconds(), left),
+            connect=min(self.zvm.connect_timeout.total_seconds(), left),
+        )
 
     def _attempt(
         self,
@@ -430,10 +476,12 @@ class ZvmClient:
         params: dict[str, str] | None,
         allow: frozenset[int],
         spool: Spool | None = None,
+        *,
+        timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
         begun = time.monotonic()
         try:
-            response = self._send(method, path, params, spool)
+            response = self._send(method, path, params, spool, timeout)
         except TransientLoginError as exc:
             raise _Transient(
                 f"the login answered HTTP {exc.response.status_code}", response=exc.response
@@ -493,13 +541,14 @@ class ZvmClient:
         path: str,
         params: dict[str, str] | None,
         spool: Spool | None = None,
+        timeout: httpx.Timeout | None = None,
     ) -> httpx.Response:
         """One HTTP request, reported to the ``on_attempt`` observer when there is one."""
         if self._on_attempt is None:
-            return self._exchange(method, path, params, spool)
+            return self._exchange(method, path, params, spool, timeout)
         begun = time.monotonic()
         try:
-            response = self._exchange(method, path, params, spool)
+            response = self._exchange(method, path, params, spool, timeout)
         except Exception as exc:
             self._on_attempt(
                 Attempt(self.name, method, path, None, time.monotonic() - begun, _failure_kind(exc))
@@ -516,10 +565,12 @@ class ZvmClient:
         path: str,
         params: dict[str, str] | None,
         spool: Spool | None,
+        timeout: httpx.Timeout | None,
     ) -> httpx.Response:
+        limits = httpx.USE_CLIENT_DEFAULT if timeout is None else timeout
         if spool is None:
-            return self._http.request(method, path, params=params)
-        request = self._http.build_request(method, path, params=params)
+            return self._http.request(method, path, params=params, timeout=limits)
+        request = self._http.build_request(method, path, params=params, timeout=limits)
         response = self._http.send(request, stream=True)
         try:
             if response.status_code >= 300:
@@ -555,8 +606,17 @@ class ZvmClient:
         )
 
     def _exhausted(
-        self, method: str, path: str, exc: _Transient, attempts: int, elapsed: float
+        self,
+        method: str,
+        path: str,
+        exc: _Transient,
+        attempts: int,
+        elapsed: float,
+        *,
+        setting: str | None = None,
     ) -> ZvmError:
+        """The error for a call whose retries ran out; ``setting`` names the budget that
+        stopped them when it was a deadline's (see :mod:`etl.zvm.deadline`)."""
         if exc.unreachable:
             what = "connection refused" if exc.refused else exc.cause
             return ZvmConnectionError(
@@ -571,7 +631,7 @@ class ZvmClient:
             f"gave up on {method} {path} at ZVM {self.name} ({self.base_url}) after {attempts} "
             f"attempts in {elapsed:.0f}s; the last failure was: {exc.cause}. The ZVM may be "
             "overloaded or restarting; the next pass will try again "
-            "(raise retry_for to wait longer)",
+            f"(raise {setting or 'retry_for'} to wait longer)",
             zvm=self.name,
             url=self.base_url,
             attempts=attempts,
