@@ -235,6 +235,12 @@ class SyncConfig(_Model):
     entity_refresh_interval: Duration = timedelta(hours=1)
     """How often a pass re-reads the ZVM's entity listings (names of VPGs, sites, hosts):
     on its first pass, then at most this often; ``0s``: every pass."""
+    entity_refresh_budget: Duration = timedelta(seconds=10)
+    """The most time reading the entity listings may add to a pass, all of them together
+    (retries and waits included): each listing may retry for an equal share of what is left,
+    a listing that failed is not asked again before the next refresh, and listings not yet
+    read when it is spent are skipped with a warning; the names known so far stay. The
+    tasks' own calls keep ``retry_for``."""
     jitter: Duration = timedelta(seconds=10)
     """Each scheduled pass starts up to this much later, at random (spreads ZVMs out); never
     more than a tenth of ``interval`` (``etl.scheduler.effective_jitter``), so a short
@@ -251,7 +257,7 @@ class SyncConfig(_Model):
     """Warn when the time since a ZVM's last success exceeds this fraction of its
     ``task_retention``: history older than the retention is purged by the ZVM."""
 
-    @field_validator("interval", "backfill_window", "max_backoff")
+    @field_validator("interval", "backfill_window", "max_backoff", "entity_refresh_budget")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

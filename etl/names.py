@@ -12,13 +12,16 @@ people know them by (see docs/zvm-api.md, "Entity endpoints"):
   (``HostIdentifier``, ``VirtualizationHostName``) and ``/v1/vras`` (``HostIdentifier``,
   ``VraName``, on the appliance ``HostDisplayName``) → hosts.
 
-:func:`fetch_listings` reads them (one request each, plus one per virtualization site):
-a listing that fails after the client's retries, answers 404 (an older version, a role
-without it) or has an unexpected shape is recorded as a problem and the others go on; it
-never raises for one listing. :func:`normalize_listings` turns what answered into
-records (pure); an item without a usable identifier is left out and counted as a problem.
-Which kinds were listed COMPLETELY matters downstream: only a complete listing may mark an
-entity that is missing from it as unlisted.
+:func:`fetch_listings` reads them (one request each, plus one per virtualization site)
+within one time budget for them all (``sync.entity_refresh_budget``): each listing may
+retry for an equal share of the time left, and a listing that fails after that, answers
+404 (an older version, a role without it) or has an unexpected shape is recorded as a
+problem and not asked again before the next refresh, while the others go on; the listings
+still unread when the budget is spent are skipped, each recorded as a problem. It never
+raises for one listing. :func:`normalize_listings` turns what answered into records (pure);
+an item without a usable identifier is left out and counted as a problem. Which kinds
+were listed COMPLETELY matters downstream: only a complete listing may mark an entity that
+is missing from it as unlisted.
 """
 
 from __future__ import annotations
@@ -26,13 +29,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
+from etl.config import format_duration
 from etl.errors import ZvmError
 from etl.normalize import IDENTIFIER_MAX, get_field
+from etl.zvm.deadline import Deadline
 
 __all__ = [
+    "BUDGET_SETTING",
     "HostRecord",
     "Listings",
     "Names",
@@ -45,6 +52,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _PRIORITIES = {"low": 0, "medium": 1, "high": 2}
+
+BUDGET_SETTING = "sync.entity_refresh_budget"
+"""The setting that bounds a names refresh, named in what a spent budget reports."""
 
 
 @dataclass(frozen=True)
@@ -114,18 +124,39 @@ class Names:
 # -- reading -------------------------------------------------------------------------------
 
 
-def fetch_listings(client: Any) -> Listings:
+def fetch_listings(client: Any, *, budget: timedelta | None = None) -> Listings:
     """Read every entity listing of the ZVM behind ``client`` (a :class:`ZvmClient`).
 
     One listing's failure (a :class:`~etl.errors.ZvmError`: retries exhausted, 404, HTML,
     invalid JSON, wrong shape) is recorded in ``problems`` and the others are still read;
-    anything else (a bug) propagates.
+    anything else (a bug) propagates. With ``budget`` (``sync.entity_refresh_budget``), the
+    reading takes at most that long on the client's clock, all listings together: each
+    listing retries for at most an equal share of the time left (the virtualization sites'
+    hosts count as one listing until the sites are known), a listing answered at once leaves
+    its share to the others, and the listings still unread when the budget is spent are
+    skipped, each recorded in ``problems``. Without it each listing has the client's
+    ``retry_for``.
     """
     listings = Listings()
+    deadline: Deadline | None = None
+    if budget is not None:
+        deadline = client.deadline(budget.total_seconds(), setting=BUDGET_SETTING)
+        spent = format_duration(budget)
+    # The listings still to read: five, and the hosts counted as one until the sites are known.
+    unread = 6
 
     def read(path: str, expected: type) -> Any:
+        nonlocal unread
+        parts, unread = unread, unread - 1
+        if deadline is None:
+            share = None
+        elif deadline.expired:
+            listings.problems.append(_skipped(path, spent))
+            return None
+        else:
+            share = deadline.share(parts)
         try:
-            return client.fetch_listing(path, expected=expected)
+            return client.fetch_listing(path, expected=expected, deadline=share)
         except ZvmError as exc:
             listings.problems.append(f"GET {path}: {exc}")
             return None
@@ -136,7 +167,7 @@ def fetch_listings(client: Any) -> Listings:
     listings.vras = read("/v1/vras", list)
     listings.virtualization_sites = read("/v1/virtualizationsites", list)
     if listings.virtualization_sites is not None:
-        hosts: dict[str, Any] = {}
+        sites: list[str] = []
         for item in listings.virtualization_sites:
             site = _identifier(item, "SiteIdentifier") if isinstance(item, dict) else None
             if site is None:
@@ -144,10 +175,22 @@ def fetch_listings(client: Any) -> Listings:
                     "GET /v1/virtualizationsites: an item has no SiteIdentifier; its hosts "
                     "were not read"
                 )
-                continue
-            hosts[site] = read(f"/v1/virtualizationsites/{quote(site, safe='')}/hosts", list)
-        listings.hosts = hosts
+            else:
+                sites.append(site)
+        unread = len(sites)
+        listings.hosts = {
+            site: read(f"/v1/virtualizationsites/{quote(site, safe='')}/hosts", list)
+            for site in sites
+        }
     return listings
+
+
+def _skipped(path: str, spent: str) -> str:
+    return (
+        f"GET {path}: not read: the names refresh had spent its {spent} "
+        f"({BUDGET_SETTING}) on the listings before it; the next refresh reads it again "
+        f"(raise {BUDGET_SETTING} if this ZVM's listings are slow)"
+    )
 
 
 # -- normalizing (pure) --------------------------------------------------------------------

@@ -363,9 +363,11 @@ class Pass:
         return last is None or interval <= timedelta(0) or self.now - last >= interval
 
     def _fetch_names(self) -> Names:
-        """The ZVM's entity listings, normalized. A listing that fails is a warning: the
-        names known so far stay, and the pass goes on."""
-        names = normalize_listings(fetch_listings(self.client))
+        """The ZVM's entity listings, normalized, read within ``sync.entity_refresh_budget``.
+        A listing that fails or is skipped is a warning: the names known so far stay, and the
+        pass goes on."""
+        budget = self.settings.entity_refresh_budget
+        names = normalize_listings(fetch_listings(self.client, budget=budget))
         for problem in names.problems:
             log.warning(
                 "ZVM %s: names not refreshed: %s; the names known so far stay",
