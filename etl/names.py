@@ -7,7 +7,9 @@ people know them by (see docs/zvm-api.md, "Entity endpoints"):
   ``/v1/peersites`` (``PeerSiteName``, ``Location``, the identifier in ``SiteIdentifier`` or
   only in ``Link.identifier``) → sites;
 - ``/v1/vpgs`` (``VpgIdentifier`` or only ``Link.identifier``, ``VpgName``, ``Priority``,
-  ``ConfiguredRpoSeconds``, ``ProtectedSite``/``RecoverySite`` links) → VPGs;
+  ``ConfiguredRpoSeconds``, ``ProtectedSite``/``RecoverySite`` links) → VPGs, and the names
+  of their sites (``SourceSite``/``TargetSite``, or ``ProtectedSiteName``/
+  ``RecoverySiteName``) for the sites no site listing names;
 - ``/v1/virtualizationsites`` and ``/v1/virtualizationsites/{site}/hosts``
   (``HostIdentifier``, ``VirtualizationHostName``) and ``/v1/vras`` (``HostIdentifier``,
   ``VraName``, on the appliance ``HostDisplayName``) → hosts.
@@ -19,16 +21,17 @@ retry for an equal share of the time left, and a listing that fails after that, 
 problem and not asked again before the next refresh, while the others go on; the listings
 still unread when the budget is spent are skipped, each recorded as a problem. It never
 raises for one listing. :func:`normalize_listings` turns what answered into records (pure);
-an item without a usable identifier is left out and counted as a problem. Which kinds
-were listed COMPLETELY matters downstream: only a complete listing may mark an entity that
-is missing from it as unlisted.
+an item without a usable identifier is left out and counted as a problem. Names are
+trimmed of surrounding blanks, and an empty one is no name. Which kinds were listed
+COMPLETELY matters downstream: only a complete listing may mark an entity that is missing
+from it as unlisted.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -59,17 +62,21 @@ BUDGET_SETTING = "sync.entity_refresh_budget"
 
 @dataclass(frozen=True)
 class SiteRecord:
-    """A Zerto site as a listing names it."""
+    """A Zerto site as a listing names it. ``listed`` is false for a site that no site
+    listing (``/v1/localsite``, ``/v1/peersites``) included and only the VPG listing names:
+    it has only a name (``is_local`` None), which names it only while no site listing ever
+    has (see :mod:`etl.warehouse.names`)."""
 
     site_identifier: str
     name: str | None
     location: str | None
-    is_local: bool
+    is_local: bool | None
+    listed: bool = True
 
 
 @dataclass(frozen=True)
 class VpgRecord:
-    """A VPG as ``/v1/vpgs`` names it."""
+    """A VPG as ``/v1/vpgs`` names it, with the names it gives its two sites."""
 
     vpg_identifier: str
     name: str | None
@@ -77,6 +84,8 @@ class VpgRecord:
     configured_rpo_seconds: int | None
     protected_site_identifier: str | None
     recovery_site_identifier: str | None
+    protected_site_name: str | None = None
+    recovery_site_name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -214,11 +223,11 @@ def normalize_listings(listings: Listings) -> Names:
             lambda item: _site(item, "PeerSiteName", is_local=False),
             names.problems,
         )
-    names.sites = sites
     names.sites_complete = listings.local_site is not None and listings.peer_sites is not None
     if listings.vpgs is not None:
         names.vpgs = _items(listings.vpgs, "/v1/vpgs", _vpg, names.problems)
         names.vpgs_complete = True
+    names.sites = _with_vpg_site_names(sites, names.vpgs)
     hosts: dict[str, HostRecord] = {}
     for site, answer in (listings.hosts or {}).items():
         if answer is None:
@@ -242,6 +251,30 @@ def normalize_listings(listings: Listings) -> Names:
     return names
 
 
+def _with_vpg_site_names(sites: list[SiteRecord], vpgs: list[VpgRecord]) -> list[SiteRecord]:
+    """``sites`` (what the site listings gave), a site they list without a name named by the
+    VPG listing, then the sites only the VPG listing names (``listed`` false). The site
+    listings' names win; of two VPGs naming one site differently, the first listed wins."""
+    from_vpgs: dict[str, str] = {}
+    for vpg in vpgs:
+        for identifier, name in (
+            (vpg.protected_site_identifier, vpg.protected_site_name),
+            (vpg.recovery_site_identifier, vpg.recovery_site_name),
+        ):
+            if identifier is not None and name is not None:
+                from_vpgs.setdefault(identifier, name)
+    named = [
+        site if site.name is not None else replace(site, name=from_vpgs.get(site.site_identifier))
+        for site in sites
+    ]
+    listed = {site.site_identifier for site in sites}
+    return named + [
+        SiteRecord(identifier, name, None, None, listed=False)
+        for identifier, name in from_vpgs.items()
+        if identifier not in listed
+    ]
+
+
 def _items(
     answer: list[Any],
     path: str,
@@ -260,10 +293,13 @@ def _items(
     return records
 
 
-def _text(obj: dict[str, Any], name: str) -> str | None:
-    value = get_field(obj, name)
-    if isinstance(value, str) and value.strip():
-        return value.strip()
+def _text(obj: dict[str, Any], *names: str) -> str | None:
+    """The first of the ``names`` fields holding text, trimmed of surrounding blanks (an
+    empty or blank text is no text)."""
+    for name in names:
+        value = get_field(obj, name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
     return None
 
 
@@ -321,6 +357,9 @@ def _vpg(obj: dict[str, Any]) -> VpgRecord | None:
         _number(obj, "ConfiguredRpoSeconds"),
         _link_identifier(obj, "ProtectedSite"),
         _link_identifier(obj, "RecoverySite"),
+        # Site NAMES (the links above carry the identifiers); 10.x also has *SiteName.
+        _text(obj, "SourceSite", "ProtectedSiteName"),
+        _text(obj, "TargetSite", "RecoverySiteName"),
     )
 
 

@@ -6,7 +6,8 @@ touches (an auditor's "never tested" VPGs) and the peer site's hosts. Names are 
 the seed, non-ASCII ones included. The VPG list changes over time: by default one VPG is
 renamed ``vpg_rename_after`` and another deleted ``vpg_delete_after`` after the simulator's
 start (a ``RemoveProtectionGroup`` task runs just before, and no later task names it);
-tests rename, delete and restore VPGs at will (:meth:`Inventory.rename_vpg`...).
+tests rename, delete and restore VPGs at will (:meth:`Inventory.rename_vpg`...), and rename
+sites (:meth:`Inventory.rename_site`), the VPG listing's names of them included.
 
 Answers are built per request as of the simulated now, in the documented shapes (field
 names from Zerto's help and the 10.x OpenAPI file): ``/v1/localsite`` (one object),
@@ -116,6 +117,7 @@ class Inventory:
         self.site_id, self.peer_site_id = site_id, peer_site_id
         self.site_name, self.location, city = local
         self.peer_site_name, self.peer_location, peer_city = peer
+        self._vpg_site_names: dict[str, str] = {}
         self.vcenter_name = f"vcsa01.{city}.corp.local"
         self.peer_vcenter_name = f"vcsa01.{peer_city}.corp.local"
         extra = tuple(_uuid(rng) for _ in range(untouched_vpgs))
@@ -176,6 +178,21 @@ class Inventory:
         """From ``at_ms`` on, a deleted VPG is listed again."""
         self.change(identifier, VpgEvent(at_ms, "restore"))
 
+    def rename_site(self, identifier: str, name: str, *, in_vpgs: str | None = None) -> None:
+        """From now on the site (this ZVM's or its peer; KeyError for another) is listed as
+        ``name`` by ``/v1/localsite`` or ``/v1/peersites``, and named ``in_vpgs`` (default
+        ``name``) by the VPG listing's ``SourceSite``/``TargetSite`` (and 10.x's
+        ``ProtectedSiteName``/``RecoverySiteName``): a ZVM whose two listings disagree, or
+        that pads names with blanks."""
+        with self._lock:
+            if identifier == self.site_id:
+                self.site_name = name
+            elif identifier == self.peer_site_id:
+                self.peer_site_name = name
+            else:
+                raise KeyError(identifier)
+            self._vpg_site_names[identifier] = name if in_vpgs is None else in_vpgs
+
     def vpg_names(self, now_ms: int) -> dict[str, str]:
         """The VPGs listed as of ``now_ms``, by identifier, with their names."""
         with self._lock:
@@ -213,8 +230,9 @@ class Inventory:
     def vpgs(self, base_url: str, now_ms: int, *, ten_x: bool) -> list[dict[str, Any]]:
         with self._lock:
             vpgs = [(v, *v.state_at(now_ms)) for v in self._vpgs.values()]
-        local = (self.site_id, self.site_name)
-        peer = (self.peer_site_id, self.peer_site_name)
+            named = self._vpg_site_names
+            local = (self.site_id, named.get(self.site_id, self.site_name))
+            peer = (self.peer_site_id, named.get(self.peer_site_id, self.peer_site_name))
         answers = []
         for vpg, listed, name in vpgs:
             if not listed:

@@ -261,6 +261,11 @@ class Simulator:
         """From the simulated now on, a deleted VPG is listed again."""
         self.inventory.restore_vpg(identifier, at_ms=self._clock.now_ms())
 
+    def rename_site(self, identifier: str, name: str, *, in_vpgs: str | None = None) -> None:
+        """From now on the site is listed as ``name``, and named ``in_vpgs`` (default
+        ``name``) by the VPG listing (:meth:`Inventory.rename_site`)."""
+        self.inventory.rename_site(identifier, name, in_vpgs=in_vpgs)
+
     def expire_sessions(self) -> None:
         """End every session and token now: the next API call with any of them gets 401."""
         self._started().auth.expire_all()

@@ -11,6 +11,14 @@ for what is no longer listed, one for the ZVM's row. The rules (docs/warehouse.m
 - after a COMPLETE listing of a kind, an entity this ZVM listed before and not now gets
   ``unlisted_at`` = now, once; its names stay. An incomplete kind (a listing failed) marks
   nothing unlisted;
+- a site only the VPG listing names (no site listing included it: ``SiteRecord.listed``
+  false) gets that name while no site listing has ever included it (``listed_at`` null) or
+  it has no name yet: the site listings' name wins, in this refresh or from an earlier
+  one, and a site listing that fails later never lets the VPG listing's name replace it.
+  Such a site's ``zvm``, ``is_local``, ``listed_at`` and ``unlisted_at`` are left alone:
+  they follow the site listings only (a site only VPGs name is never marked unlisted, and
+  keeps its last name when no VPG names it any more); a new row gets
+  ``first_seen_at``/``last_seen_at``;
 - ``zvms.names_refreshed_at`` = now and ``zvms.names_error`` = the problems (null when
   none); ``zvms.site_identifier`` = the ZVM's own site from ``/v1/localsite``.
 """
@@ -20,7 +28,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, select
+from sqlalchemy import Connection, Table, bindparam, or_, select
 from sqlalchemy import update as sql_update
 
 from etl.names import Names
@@ -58,12 +66,16 @@ def save_names(conn: Connection, zvm: str, names: Names, *, now: datetime) -> No
             {"site_identifier": s.site_identifier, "name": s.name, "location": s.location}
             | {"is_local": s.is_local}
             for s in names.sites
+            if s.listed
         ],
         keep=_SITE_NAMES,
         replace=("is_local",),
         complete=names.sites_complete,
         zvm=zvm,
         now=now,
+    )
+    _save_vpg_site_names(
+        conn, {s.site_identifier: s.name for s in names.sites if not s.listed and s.name}, now=now
     )
     _save(
         conn,
@@ -106,6 +118,33 @@ def save_names(conn: Connection, zvm: str, names: Names, *, now: datetime) -> No
         values["site_identifier"] = names.local_site
     table = schema.zvms
     conn.execute(sql_update(table).where(table.c.name == zvm).values(**values))
+
+
+def _save_vpg_site_names(conn: Connection, names: dict[str, str], *, now: datetime) -> None:
+    """Name the sites only the VPG listing names (identifier -> name): a new site gets a row,
+    and a site no site listing has ever included (``listed_at`` null), or still without a
+    name, takes the name."""
+    if not names:
+        return
+    table = schema.sites
+    upsert(
+        conn,
+        table,
+        [
+            {"site_identifier": site, "name": name, "first_seen_at": now, "last_seen_at": now}
+            for site, name in sorted(names.items())
+        ],
+        key=["site_identifier"],
+    )
+    conn.execute(
+        sql_update(table)
+        .where(
+            table.c.site_identifier == bindparam("site"),
+            or_(table.c.listed_at.is_(None), table.c.name.is_(None)),
+        )
+        .values(name=bindparam("site_name")),
+        [{"site": site, "site_name": name} for site, name in sorted(names.items())],
+    )
 
 
 def _save(

@@ -386,7 +386,12 @@ hosts = _entity(
 sites = _entity(
     "sites",
     "site_identifier",
-    Column("name", Text, doc="SiteName (local site) or PeerSiteName (peer site)"),
+    Column(
+        "name",
+        Text,
+        doc="SiteName (local site) or PeerSiteName (peer site); for a site these never "
+        "named, the VPG listing's SourceSite/TargetSite",
+    ),
     Column("location", Text, doc="Location"),
     Column("is_local", Boolean, doc="true for the ZVM's own site, false for a peer site"),
 )

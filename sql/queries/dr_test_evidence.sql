@@ -6,7 +6,8 @@
 --   before it, or that never had one, is a gap.
 -- Parameter zvm = '': only the VPGs of this ZVM (empty: every ZVM).
 -- protected_site_name / recovery_site_name: the last known names of the VPG's protected
--- and recovery sites (null where the VPG or the site was never listed).
+-- and recovery sites, from the site listings or else the VPG listing (null where the VPG
+-- was never listed or no listing ever named the site).
 -- A successful test is a FailOverTest task that Completed (state 6); its duration is the
 -- test failover's, not the later StopFailOverTest's. zvm is the ZVM that lists the VPG,
 -- else the one whose tasks named it. The gaps come first: never tested, then the oldest

@@ -5,7 +5,8 @@
 -- how many, how many succeeded or failed, the last test and the last success. VPGs without
 -- a successful test come first: they are the gaps an auditor asks about. Deleted VPGs
 -- (unlisted) are left out; v_failover_tests keeps their tests. protected_site_name and
--- recovery_site_name are the last known names of the VPG's sites (null if never listed).
+-- recovery_site_name are the last known names of the VPG's sites, from the site listings
+-- or else the VPG listing (null if neither ever named the site).
 SELECT
     v.vpg_identifier,
     v.name AS vpg_name,

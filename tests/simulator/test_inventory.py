@@ -109,6 +109,27 @@ def test_the_appliance_flavour(appliance: Api) -> None:
     assert all(vra["HostDisplayName"].endswith(".corp.local") for vra in vras)
 
 
+def test_sites_renamed_in_both_listings_or_differently_in_the_vpg_listing(windows: Api) -> None:
+    sim = windows.sim
+    peer, local = sim.inventory.peer_site_id, sim.site_id
+
+    def vpg_site_names() -> set[tuple[str, str]]:
+        return {
+            (vpg[link]["identifier"], vpg[name])
+            for vpg in windows.json("/v1/vpgs")
+            for link, name in (("ProtectedSite", "SourceSite"), ("RecoverySite", "TargetSite"))
+        }
+
+    sim.rename_site(peer, "Lisboa DR")
+    assert windows.json("/v1/peersites")[0]["PeerSiteName"] == "Lisboa DR"
+    assert (peer, "Lisboa DR") in vpg_site_names()
+    sim.rename_site(local, "  Main  ", in_vpgs="Main (old name)")
+    assert windows.json("/v1/localsite")["SiteName"] == "  Main  "
+    assert vpg_site_names() == {(local, "Main (old name)"), (peer, "Lisboa DR")}
+    with pytest.raises(KeyError):
+        sim.rename_site("not-a-site", "x")
+
+
 def test_camel_case_keys() -> None:
     for api in running(key_case="camel"):
         [vpg, *_] = api.json("/v1/vpgs")
