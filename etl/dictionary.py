@@ -41,6 +41,7 @@ TABLE_GRAINS = {
     "sync_cursors": "one row per ZVM and cursor (started, completed)",
     "etl_runs": "one row per pass over one ZVM",
     "rejected_tasks": "one row per distinct bad record per ZVM",
+    "verifications": "one row per ZVM per `zvm-etl verify`",
 }
 
 

@@ -40,6 +40,7 @@ SPEC_TABLES = {
     "sync_cursors",
     "etl_runs",
     "rejected_tasks",
+    "verifications",
 }
 VIEWS = {
     "v_tasks",
@@ -638,6 +639,36 @@ def test_run_counters_default_to_zero_and_checks_hold(warehouse: Engine) -> None
         connection.execute(
             runs.insert().values(zvm="nowhere", trigger="sync", status="running", started_at=now)
         )
+
+
+def test_revision_0004_adds_the_verifications_table_and_removes_it_down(
+    database_url: str,
+) -> None:
+    db.upgrade(database_url, "0003")
+    assert _objects(database_url) == (SPEC_TABLES - {"verifications"} | {"alembic_version"}, VIEWS)
+    db.upgrade(database_url)
+    now = datetime.now(UTC)
+    table = schema.verifications
+    engine = db.make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            row = {"zvm": "nyc", "started_at": now, "finished_at": now, "status": "complete"}
+            key = _pk(connection.execute(table.insert().values(**row)))
+            kept = connection.execute(sa.select(table).where(table.c.id == key)).one()
+        assert (kept.days_checked, kept.zvm_tasks, kept.purged_by_zvm, kept.rejected) == (0,) * 4
+        assert (kept.since, kept.until, kept.error) == (None, None, None)
+        # MariaDB reports a failed CHECK as an OperationalError, the others as IntegrityError.
+        with (
+            pytest.raises(sa.exc.DBAPIError, match="ck_verifications_status"),
+            engine.begin() as connection,
+        ):
+            connection.execute(table.insert().values(**(row | {"status": "partial"})))
+    finally:
+        engine.dispose()
+    db.downgrade(database_url, "0003")
+    assert _objects(database_url) == (SPEC_TABLES - {"verifications"} | {"alembic_version"}, VIEWS)
+    db.upgrade(database_url)
+    assert db.drift(database_url) == []
 
 
 # --- the schema check --------------------------------------------------------------------

@@ -53,6 +53,7 @@ __all__ = [
     "RUN_STATUSES",
     "RUN_TRIGGERS",
     "TASK_STATES",
+    "VERIFICATION_STATUSES",
     "etl_runs",
     "flr_sessions",
     "hosts",
@@ -68,6 +69,7 @@ __all__ = [
     "task_types",
     "task_vpgs",
     "tasks",
+    "verifications",
     "vpgs",
     "zvms",
 ]
@@ -89,6 +91,7 @@ into ``task_states`` by the first migration; ``FINAL_STATES`` are those a task n
 
 RUN_TRIGGERS = ("sync", "schedule", "backfill")
 RUN_STATUSES = ("running", "succeeded", "failed")
+VERIFICATION_STATUSES = ("complete", "incomplete", "failed")
 
 MYSQL_TABLE_OPTIONS: dict[str, Any] = {
     f"{dialect}_{option}": value
@@ -541,3 +544,77 @@ rejected_tasks = _table(
 )
 """Records that could not be loaded, with the raw text and a reason a person can act on;
 ``task_identifier`` is set when one could be read from the record."""
+
+
+def _count(name: str, doc: str) -> Column[int]:
+    return Column(name, Integer, nullable=False, server_default=text("0"), doc=doc)
+
+
+verifications = _table(
+    "verifications",
+    Column("id", Integer, primary_key=True, autoincrement=True, doc="increasing number"),
+    Column(
+        "zvm",
+        ZVM_NAME,
+        nullable=False,
+        doc="the ZVM verified (a configured name; it may never have been synced)",
+    ),
+    Column("started_at", UtcDateTime(), nullable=False, doc="when the verification started"),
+    Column("finished_at", UtcDateTime(), nullable=False, doc="when it ended"),
+    Column(
+        "since",
+        UtcDateTime(),
+        doc="the first instant compared (a task's started_at); null when nothing was compared",
+    ),
+    Column(
+        "until",
+        UtcDateTime(),
+        doc=(
+            "the last instant compared, inclusive: the ZVM's started cursor (tasks started "
+            "later are not loaded yet) or the end asked for; null when nothing was compared"
+        ),
+    ),
+    Column(
+        "status",
+        String(16),
+        nullable=False,
+        doc=(
+            "complete (every task the ZVM holds in the range is in the warehouse, and every "
+            "task the warehouse holds there is on the ZVM or was purged by it), incomplete "
+            "or failed (the ZVM or the warehouse failed: see error)"
+        ),
+    ),
+    _count("days_checked", "UTC days compared (of started_at)"),
+    _count("days_differing", "days on which the ZVM and the warehouse differ"),
+    _count("zvm_tasks", "distinct tasks the ZVM returned in the range (malformed ones included)"),
+    _count("warehouse_tasks", "tasks the warehouse holds for the ZVM in the range"),
+    _count(
+        "missing_in_warehouse",
+        "tasks the ZVM returned that the warehouse holds neither in tasks nor in rejected_tasks",
+    ),
+    _count(
+        "missing_on_zvm",
+        "tasks the warehouse holds that the ZVM no longer returns and did not purge",
+    ),
+    _count(
+        "purged_by_zvm",
+        "tasks the warehouse holds that the ZVM purged (older than its history): expected",
+    ),
+    _count(
+        "rejected",
+        "malformed records the ZVM returned that are in rejected_tasks: not missing",
+    ),
+    Column(
+        "error",
+        Text,
+        doc=(
+            "why it failed, or why nothing could be compared (a ZVM never synced); one "
+            "paragraph, never a secret; null otherwise"
+        ),
+    ),
+    CheckConstraint(column("status").in_(VERIFICATION_STATUSES), name="status"),
+    Index(None, "zvm", "started_at"),
+)
+"""One row per ZVM per ``zvm-etl verify``: whether the warehouse held the ZVM's whole task
+history over the range compared, with the counts (``etl/verify.py``). Verify writes only
+these rows; ``zvm`` has no foreign key, so a ZVM that was never synced can be recorded."""
