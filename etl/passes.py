@@ -47,7 +47,7 @@ from etl.config import SyncConfig, ZvmConfig
 from etl.errors import ZvmResponseError
 from etl.names import Names, fetch_listings, normalize_listings
 from etl.normalize import normalize_identifier
-from etl.prefetch import Prefetch, Window, normalize_batches
+from etl.prefetch import Prefetch, normalize_batches
 from etl.warehouse.load import (
     LoadState,
     TaskLoader,
@@ -58,6 +58,7 @@ from etl.warehouse.load import (
 )
 from etl.warehouse.names import names_refreshed_at, save_names
 from etl.warehouse.runs import finish_run, record_progress
+from etl.windows import BOUNDARY_OVERLAP, MAX_WIDENING, Window, WindowPlanner, plan_windows
 from etl.zvm.client import TaskFilters, ZvmClient
 
 __all__ = [
@@ -84,45 +85,15 @@ BATCH_SIZE = 2000
 REFRESH_WORKERS = 4
 """Open tasks re-read at once (``GET /v1/tasks/{id}``)."""
 
-BOUNDARY_OVERLAP = timedelta(seconds=1)
+SETTLED = timedelta(hours=1)
+"""How far behind this host's clock a window must end for the cursors to move to its end
+whatever it held: a ZVM whose clock runs behind this host's by less than this has started
+every task it will ever show in that window when the pass reads it."""
 
 
 def utc_now() -> datetime:
     """This host's clock: used for bookkeeping (etl_runs, first_seen_at), never for cursors."""
     return datetime.now(UTC)
-
-
-def plan_windows(
-    start: datetime,
-    end: datetime,
-    width: timedelta,
-    *,
-    open_start: bool = False,
-    open_end: bool = True,
-) -> list[Window]:
-    """Windows of ``width`` from ``start`` to ``end``, on whole seconds, each reaching one
-    second back into the one before.
-
-    Filters are sent in whole seconds (the form every ZVM version documents), and ZVMs may
-    read a bound as inclusive or exclusive: the one-second overlap keeps a task that starts
-    exactly on a boundary inside some window whichever they do; the pass drops the repeats.
-    ``open_start`` adds a first window for everything before ``start``; with ``open_end``
-    the last window has no upper bound, so tasks stamped after ``end`` by a ZVM whose clock
-    runs ahead of this host are not missed.
-    """
-    lower = start.replace(microsecond=0)
-    bounds = [lower]
-    while bounds[-1] + width < end:
-        bounds.append(bounds[-1] + width)
-    windows: list[Window] = [(None, lower)] if open_start else []
-    for index, bound in enumerate(bounds):
-        after = bound - BOUNDARY_OVERLAP if windows else bound
-        if index + 1 < len(bounds):
-            windows.append((after, bounds[index + 1]))
-        else:
-            last = None if open_end else end.replace(microsecond=0) + timedelta(seconds=1)
-            windows.append((after, last))
-    return windows
 
 
 def backfill_cursor(since: datetime, until: datetime | None) -> str:
@@ -165,31 +136,33 @@ class Pass:
             cursors = read_cursors(conn, self.zvm.name)
             conn.rollback()
         types = self._fetch_types()
-        width = self.settings.backfill_window
         if "started" not in cursors:
             since = self.settings.backfill_since
             floor = since or (self.now - self.zvm.task_retention).replace(microsecond=0)
             # With no backfill_since, a first window takes anything older than the retention
             # this ZVM is configured with (usually nothing).
-            windows = plan_windows(floor, self.now, width, open_start=since is None)
+            planner = self._planner(floor, open_start=since is None)
             log.info(
-                "ZVM %s: first pass, loading history in %d windows", self.zvm.name, len(windows)
+                "ZVM %s: first pass, loading history from %s in up to %d windows",
+                self.zvm.name,
+                floor.isoformat(timespec="seconds"),
+                planner.remaining,
             )
             # Everything scanned is up to date: no task the ZVM shows later can have started
             # (or completed) before the scan's lower bound, whatever the tasks found.
-            self._windows(windows, floor=floor)
+            self._windows(planner, floor=floor)
             return self._finish(types, refresh=False)
         self._started_cursor = cursors["started"]
         lower = cursors["started"] - self.settings.overlap
-        windows = plan_windows(lower, self.now, width)
-        if len(windows) > 1:
+        planner = self._planner(lower)
+        if planner.remaining > 1:
             log.info(
-                "ZVM %s: catching up from %s in %d windows",
+                "ZVM %s: catching up from %s in up to %d windows",
                 self.zvm.name,
                 lower.isoformat(timespec="seconds"),
-                len(windows),
+                planner.remaining,
             )
-        self._windows(windows, floor=None)
+        self._windows(planner, floor=None)
         # Tasks started before the windows that finished since, however long ago they began
         # (few: the ones open when the cursor passed them), written in the last transaction.
         completed = cursors.get("completed", cursors["started"]) - self.settings.overlap
@@ -227,9 +200,17 @@ class Pass:
 
     # -- windows ---------------------------------------------------------------------------
 
+    def _planner(self, start: datetime, *, open_start: bool = False) -> WindowPlanner:
+        """The windows of a first pass or a catch-up, from ``start`` to now: an empty one
+        widens the next (:mod:`etl.windows`)."""
+        width = self.settings.backfill_window
+        return WindowPlanner(
+            start, self.now, width, open_start=open_start, max_width=width * MAX_WIDENING
+        )
+
     def _windows(
         self,
-        windows: Sequence[Window],
+        windows: Sequence[Window] | WindowPlanner,
         *,
         floor: datetime | None,
         move_cursors: bool = True,
@@ -239,7 +220,13 @@ class Pass:
         """Write each window in a transaction of its own with the cursors that cover it (or
         the backfill's progress), while the next batches are fetched and normalized on
         another thread (:class:`~etl.prefetch.Prefetch`); a task in two overlapping windows
-        is written once."""
+        is written once.
+
+        The cursors move to the end of each window read, whatever it held (an empty one
+        too), as far as :data:`SETTLED` behind this host's clock: every run that gets
+        through one window starts further on than the one before, even across weeks of
+        history the ZVM no longer holds."""
+        settled = self.now - SETTLED
         with Prefetch(self.client, windows, batch_size=BATCH_SIZE) as feed:
             for done, ((after, before), batches) in enumerate(feed, start=1):
                 received = self.state.counts.received + self.state.counts.rejected
@@ -253,7 +240,8 @@ class Pass:
                         loader.save_rejected(batch.rejected)
                         loader.save_tasks(batch.records)
                     if move_cursors:
-                        self._save_cursors(conn, floor=floor)
+                        read_up_to = min(before, settled) if before is not None else None
+                        self._save_cursors(conn, floor=_latest(floor, read_up_to))
                     if progress is not None and before is not None:
                         save_cursors(conn, self.zvm.name, {progress: before}, now=self.now)
                     self._record_progress(conn)
@@ -264,13 +252,13 @@ class Pass:
                     "ZVM %s: window %d/%d (%s to %s): %d tasks",
                     self.zvm.name,
                     done,
-                    len(windows),
+                    feed.total,
                     after.isoformat(timespec="seconds") if after else "the beginning",
                     before.isoformat(timespec="seconds") if before else "now",
                     count,
                 )
                 if on_window is not None:
-                    on_window(done, len(windows))
+                    on_window(done, feed.total)
 
     def _load(self, loader: TaskLoader, tasks: Iterable[Any]) -> None:
         """Normalize and save ``tasks`` in batches (in the caller's transaction)."""
@@ -415,3 +403,9 @@ class Pass:
     def _transaction(self) -> Iterator[Connection]:
         with self.engine.begin() as conn:
             yield conn
+
+
+def _latest(*moments: datetime | None) -> datetime | None:
+    """The latest of the moments given, None when none is."""
+    known = [moment for moment in moments if moment is not None]
+    return max(known) if known else None

@@ -9,8 +9,10 @@ written. At most ``depth`` batches wait between the two, so memory stays bounded
 answer's bytes (two when the next window is fetched while the last batches of the previous
 one are still queued) and ``depth`` batches.
 
-The producer also drops the tasks that two overlapping windows both return (the next
-window's first second repeats the end of the previous one), so each is written once.
+The producer also plans the windows as it goes (a :class:`~etl.windows.WindowPlanner`
+widens the window after an empty one, so it must know each answer's size first), and drops
+the tasks that two overlapping windows both return (the next window's first second repeats
+the end of the previous one), so each is written once.
 Memory is bounded: an answer's body is spooled (in memory up to a few megabytes, the rest
 in a temporary file: :class:`~etl.zvm.answers.Spool`) and decoded one task at a time.
 """
@@ -22,18 +24,15 @@ import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 from etl.normalize import Rejected, TaskRecord, normalize_tasks
+from etl.windows import BOUNDARY_OVERLAP, Window, WindowPlanner
 from etl.zvm.answers import gc_paused
 from etl.zvm.client import TaskFilters, ZvmClient
 
 __all__ = ["Batch", "Prefetch", "Window", "normalize_batches"]
-
-Window = tuple[datetime | None, datetime | None]
-"""(startedAfterDate, startedBeforeDate) of one request; None leaves that side open."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,38 @@ class Batch:
     rejected: list[Rejected]
 
 
+@dataclass(frozen=True)
+class _Start:
+    """Queued before a window's batches: the window, and how many windows the pass has in
+    all by the planner's estimate now."""
+
+    window: Window
+    total: int
+
+
 _END = object()
 """Queued after the last batch of a window."""
+
+_DONE = object()
+"""Queued after the last window."""
+
+
+class _Fixed:
+    """Windows laid out in advance, handed out as a :class:`WindowPlanner` would."""
+
+    def __init__(self, windows: Sequence[Window]) -> None:
+        self._windows = list(windows)
+        self._index = 0
+
+    @property
+    def remaining(self) -> int:
+        return len(self._windows) - self._index
+
+    def next(self, previous_count: int | None = None) -> Window | None:
+        if self._index >= len(self._windows):
+            return None
+        self._index += 1
+        return self._windows[self._index - 1]
 
 
 def normalize_batches(items: Iterable[Any], size: int) -> Iterator[Batch]:
@@ -81,21 +110,25 @@ class Prefetch:
                 for batch in batches:
                     ...  # write batch.records and batch.rejected
 
-    An error of the producer (a ZVM that fails) is raised in the consumer, at the point
-    where the failed window's batches would have come. Leaving the ``with`` block early (an
+    ``windows`` is a list laid out in advance or a :class:`~etl.windows.WindowPlanner`, asked
+    for the next window once the previous answer has been counted; :attr:`total` is the
+    number of windows in all, as far as known when the current window started. An error of
+    the producer (a ZVM that fails) is raised in the consumer, at the point where the failed
+    window's batches would have come. Leaving the ``with`` block early (an
     error while writing) stops the producer and waits for its thread.
     """
 
     def __init__(
         self,
         client: ZvmClient,
-        windows: Sequence[Window],
+        windows: Sequence[Window] | WindowPlanner,
         *,
         batch_size: int,
         depth: int = 4,
     ) -> None:
         self._client = client
-        self._windows = list(windows)
+        self._source = windows if isinstance(windows, WindowPlanner) else _Fixed(windows)
+        self.total = self._source.remaining
         self._batch_size = batch_size
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
@@ -119,8 +152,14 @@ class Prefetch:
         self._thread.join()
 
     def __iter__(self) -> Iterator[tuple[Window, Iterator[Batch]]]:
-        for window in self._windows:
-            yield window, self._batches()
+        while True:
+            item = self._queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            self.total = item.total
+            yield item.window, self._batches()
 
     def _batches(self) -> Iterator[Batch]:
         while True:
@@ -144,19 +183,27 @@ class Prefetch:
     def _produce(self) -> None:
         try:
             repeated: set[str] = set()
-            for index, (after, before) in enumerate(self._windows):
+            count: int | None = None
+            handed = 0
+            while (window := self._source.next(count)) is not None:
+                handed += 1
+                if not self._put(_Start(window, handed + self._source.remaining)):
+                    return
+                after, before = window
                 tasks = self._client.fetch_task_list(
                     TaskFilters(started_after=after, started_before=before)
                 )
-                following = self._windows[index + 1][0] if index + 1 < len(self._windows) else None
+                # Only the tail of this window can come again, at the start of the next one.
+                following = before - BOUNDARY_OVERLAP if before is not None else None
                 tail: set[str] = set()
+                count = 0
                 try:
                     for batch in normalize_batches(tasks, self._batch_size):
+                        count += len(batch.records) + len(batch.rejected)
                         records = batch.records
                         if repeated:
                             records = [r for r in records if r.task_identifier not in repeated]
                         if following is not None:
-                            # Only the tail of this window can come again, in the next one.
                             tail.update(
                                 r.task_identifier for r in records if r.started_at >= following
                             )
@@ -167,5 +214,6 @@ class Prefetch:
                 if not self._put(_END):
                     return
                 repeated = tail
+            self._put(_DONE)
         except BaseException as exc:  # handed to the consumer, which raises it
             self._put(exc)

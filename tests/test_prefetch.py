@@ -13,6 +13,7 @@ import pytest
 
 from etl.errors import ZvmConnectionError, ZvmResponseError
 from etl.prefetch import Prefetch, Window
+from etl.windows import WindowPlanner
 from etl.zvm.answers import TaskList
 from etl.zvm.client import TaskFilters
 
@@ -34,7 +35,8 @@ class Client:
     """Answers each window with the tasks started in it (bounds inclusive), as a ZVM would."""
 
     def __init__(self, minutes: range, *, fail_at: int | None = None) -> None:
-        self.tasks = [task(m) for m in minutes]
+        self.minutes = list(minutes)
+        self.tasks = [task(m) for m in self.minutes]
         self.fail_at = fail_at
         self.asked: list[TaskFilters] = []
 
@@ -46,7 +48,7 @@ class Client:
         lo, hi = filters.started_after, filters.started_before
         chosen = [
             t
-            for t, m in zip(self.tasks, range(len(self.tasks)), strict=True)
+            for t, m in zip(self.tasks, self.minutes, strict=True)
             if (lo is None or T0 + timedelta(minutes=m) >= lo)
             and (hi is None or T0 + timedelta(minutes=m) <= hi)
         ]
@@ -99,3 +101,31 @@ def test_leaving_early_stops_the_producer_even_when_it_waits_for_room() -> None:
         next(batches)  # the producer is now blocked on a full queue
     assert threading.active_count() == before
     assert len(client.asked) == 1  # it never went on to the next window
+
+
+def test_a_planner_is_asked_for_each_window_once_the_previous_answer_is_counted() -> None:
+    """Tasks only from minute 600 on: the empty windows before them widen the next ones,
+    the window with tasks brings the width back, and ``total`` follows the estimate."""
+    client = Client(range(600, 700))
+    planner = WindowPlanner(
+        T0, T0 + timedelta(minutes=720), timedelta(minutes=60), max_width=timedelta(minutes=240)
+    )
+    totals: list[int] = []
+    with Prefetch(client, planner, batch_size=7) as feed:  # type: ignore[arg-type]
+        got = []
+        for _window, batches in feed:
+            totals.append(feed.total)
+            got.append([r.task_identifier for batch in batches for r in batch.records])
+    spans = [
+        (f.started_before - f.started_after) // timedelta(minutes=1)
+        for f in client.asked
+        if f.started_after is not None and f.started_before is not None
+    ]
+    # Empty: 60, 120, 240 (the cap); then 240 again, from minute 420 to 660, holding tasks;
+    # then back to 60 (the window from 660 to the end, open, holds the rest).
+    assert spans == [60, 120, 240, 240]
+    assert len(client.asked) == 5 and client.asked[-1].started_before is None
+    assert [identifier for part in got for identifier in part] == [
+        f"t{m}.s" for m in range(600, 700)
+    ]
+    assert totals[0] == 12 and totals[-1] == len(client.asked)

@@ -4,11 +4,15 @@ interruptions still converge. On every database."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import random
+import re
 import signal
 import subprocess
 import sys
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +94,36 @@ def test_an_interrupted_first_pass_keeps_its_windows_and_the_next_goes_on(
     assert first == (committed["started"] - config.sync.overlap).replace(microsecond=0)
     assert resumed.counts.inserted + run.tasks_inserted >= len(sim.ground_truth()) - 5
     assert_converged(warehouse, sim)
+
+
+def test_a_first_pass_interrupted_in_history_the_zvm_no_longer_holds_still_moves_on(
+    sim: Simulator, warehouse: Engine
+) -> None:
+    """The ZVM holds two days; the first pass starts at the configured 30-day retention.
+    Interrupted before it reached the first task, it has still moved the cursors to the end
+    of the last window it read, so the next run starts there, not 30 days back again; the
+    empty windows widened, so the month took a handful of requests, not sixty."""
+    url = warehouse.url.render_as_string(hide_password=False)
+    config = make_config(sim, url, backfill_window="12h", zvm_keys={"task_retention": "30d"})
+    asked: list[TaskFilters] = []
+    failed = one_pass(config, warehouse, client_factory=factory(5, asked))
+    assert failed.failed and failed.counts.received == 0
+    # Windows 1-4 (everything before the retention, then 12h, 24h and 48h: all empty) are
+    # committed; the cursors stand at the end of the fourth.
+    assert [f.started_after is None for f in asked[:2]] == [True, False]
+    third_end, fourth = asked[2].started_before, asked[3].started_before
+    assert third_end is not None and fourth is not None
+    assert fourth - third_end == timedelta(hours=48)
+    assert cursors(warehouse) == {"started": fourth, "completed": fourth}
+    asked.clear()
+    resumed = one_pass(config, warehouse, client_factory=factory(None, asked))
+    assert resumed.succeeded
+    assert asked[0].started_after == fourth - config.sync.overlap
+    assert_converged(warehouse, sim)
+    windows = [f for f in asked if f.completed_after is None]
+    # 12-hour windows from the cursor (26.5 days back) to now would be 53; widening to 4
+    # days over the 24 empty days, then 12 hours over the 2 days of history, makes 15.
+    assert len(windows) < 20
 
 
 def test_a_catch_up_after_a_long_gap_goes_in_windows_and_resumes(
@@ -208,6 +242,85 @@ def test_passes_killed_after_each_committed_window_still_converge(
         # No task twice, no status change twice (the primary keys say so), nothing lost.
         contents = snapshot(warehouse)
         assert len(contents["tasks"]) == len({row[0] for row in contents["tasks"]})
+    finally:
+        reader.dispose()
+        sim.stop()
+
+
+def _last_run(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.max(schema.etl_runs.c.run_id))).scalar() or 0)
+
+
+def _committed_after(engine: Engine, run_id: int) -> bool:
+    """A run newer than ``run_id`` has committed a window: its etl_runs row counts the
+    requests of what it committed, whatever the window held."""
+    runs = schema.etl_runs
+    query = sa.select(runs.c.run_id).where(runs.c.run_id > run_id, runs.c.requests > 0)
+    with engine.connect() as conn:
+        return conn.execute(query.limit(1)).first() is not None
+
+
+_START = re.compile(r"(?:loading history from|catching up from) (\S+) in up to")
+
+
+@pytest.mark.slow
+def test_a_first_pass_killed_again_and_again_starts_later_each_time_and_converges(
+    warehouse: Engine, warehouse_url: str, tmp_path: Path
+) -> None:
+    """A ZVM holding two days of tasks and answering 503 to a fifth of the calls; the
+    first pass starts at the configured 10-day retention, so it begins with days of empty
+    windows. Eight times, `zvm-etl sync` is killed with SIGKILL soon after it committed a
+    window, whatever the window held (at a varied point after it, so kills land in empty
+    and busy windows alike); then one runs to the end, the faults still on. Every run logs
+    where it starts: each starts later than the one before, and the warehouse then equals
+    the ZVM's tasks."""
+    sim = start_sim(seed=37, days=2, tasks_per_hour=20)
+    sim.faults.error_rate = 0.2
+    sim.faults.retry_after = 0.05
+    sim.faults.latency = 0.2
+    reader = make_engine(warehouse_url, sqlite_begin="DEFERRED")
+    pause = random.Random(37)
+    try:
+        config_path = tmp_path / "config.yaml"
+        config_path.write_text(
+            f"warehouse:\n  url: {warehouse_url}\n"
+            f"zvms:\n  - name: sim\n    url: {sim.url}\n    username: admin\n"
+            "    password: ${SIM_PASSWORD}\n    retry_for: 30s\n    task_retention: 10d\n"
+            "sync:\n  backfill_window: 12h\n  overlap: 2m\n"
+        )
+        env = os.environ | {"SIM_PASSWORD": PASSWORD, "ZVM_ETL_CONFIG": str(config_path)}
+        env.pop("ZVM_ETL_WAREHOUSE_URL", None)
+        command = [sys.executable, "-m", "etl", "sync"]
+        starts: list[datetime] = []
+        for attempt in range(8):
+            log_path = tmp_path / f"run-{attempt}.log"
+            last = _last_run(reader)
+            with log_path.open("wb") as log_file:
+                process = subprocess.Popen(
+                    command, env=env, stdout=subprocess.DEVNULL, stderr=log_file
+                )
+
+                def committed(last: int = last, process: subprocess.Popen[bytes] = process) -> bool:
+                    return process.poll() is not None or _committed_after(reader, last)
+
+                wait_until(committed, timeout=120, what="a window committed or the pass ended")
+                time.sleep(pause.uniform(0, 0.3))  # a varied kill point, not a deadline
+                process.send_signal(signal.SIGKILL)
+                process.wait(timeout=60)
+            assert process.returncode == -signal.SIGKILL, "a pass ended before it was killed"
+            found = _START.search(log_path.read_text())
+            assert found, log_path.read_text()
+            starts.append(datetime.fromisoformat(found.group(1)))
+        final = subprocess.run(command, env=env, capture_output=True, text=True)
+        found = _START.search(final.stderr)
+        assert found, final.stderr
+        starts.append(datetime.fromisoformat(found.group(1)))
+        assert all(a < b for a, b in itertools.pairwise(starts)), starts
+        assert final.returncode == 0, final.stderr
+        assert_converged(warehouse, sim)
+        statuses = [run.status for run in runs(warehouse)]
+        assert statuses[-1] == "succeeded" and "running" not in statuses
     finally:
         reader.dispose()
         sim.stop()
