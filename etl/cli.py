@@ -4,7 +4,7 @@ Nothing here knows how a sync works: every command is a few lines over the libra
 :class:`_Cli` turns every :class:`~etl.errors.EtlError` into one message on stderr and an
 exit status, in one place. This module holds the group, the shared options and the
 set-up commands (``config``, ``simulate``, ``db``); :mod:`etl.cli_passes` the commands that
-run passes or report on them (``sync``, ``schedule``, ``backfill``, ``status``),
+run passes or report on them (``sync``, ``schedule``, ``backfill``, ``status``, ``verify``),
 :mod:`etl.cli_analyst` those that read the warehouse for people (``export``, ``report``,
 ``sql``). The exit statuses (the ``EXIT_*`` constants below) are
 documented in one table: "Exit statuses" in ``docs/operations.md``.
@@ -35,6 +35,7 @@ EXIT_CONFIG = 2
 EXIT_WAREHOUSE = 3
 EXIT_STALE = 4
 EXIT_UNFINISHED = 5
+EXIT_INCOMPLETE = 6
 
 F = TypeVar("F", bound=Callable[..., Any])
 LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
@@ -89,6 +90,14 @@ def parsed(parser: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
             raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
 
     return callback
+
+
+def date_option(flag: str, help_text: str, *, required: bool = False) -> Callable[[F], F]:
+    """A ``--since``/``--until`` option: a date (midnight UTC) or a date-time (UTC when it
+    has no offset), read by ``etl.config.parse_date``."""
+    return click.option(
+        flag, callback=parsed("parse_date"), required=required, metavar="DATE", help=help_text
+    )
 
 
 def assignments(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> Any:

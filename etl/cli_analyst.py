@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from etl.cli import EXIT_FAILED, assignments, cli, parsed, with_config
+from etl.cli import EXIT_FAILED, assignments, cli, date_option, with_config
 
 if TYPE_CHECKING:
     from etl.config import Config
@@ -38,18 +38,10 @@ __all__ = ["export", "report", "sql"]
     default=None,
     help="Write to this file [default: standard output].",
 )
-@click.option(
-    "--since",
-    callback=parsed("parse_date"),
-    metavar="DATE",
-    help="Views only: rows whose started_at is at or after DATE (2024-01-31[T08:00:00Z]).",
+@date_option(
+    "--since", "Views only: rows whose started_at is at or after DATE (2024-01-31[T08:00:00Z])."
 )
-@click.option(
-    "--until",
-    callback=parsed("parse_date"),
-    metavar="DATE",
-    help="Views only: rows whose started_at is before DATE.",
-)
+@date_option("--until", "Views only: rows whose started_at is before DATE.")
 @click.option(
     "--zvm",
     metavar="NAME",
@@ -119,11 +111,8 @@ def export(
     required=True,
     help="The HTML file to write (replaced if it exists).",
 )
-@click.option(
-    "--since",
-    callback=parsed("parse_date"),
-    metavar="DATE",
-    help="Start of the period: tasks started on or after DATE [default: 30 days ago].",
+@date_option(
+    "--since", "Start of the period: tasks started on or after DATE [default: 30 days ago]."
 )
 @click.option("--zvm", metavar="NAME", default=None, help="Only this ZVM [default: every ZVM].")
 @with_config(zvm_secrets=False)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
@@ -36,6 +36,7 @@ __all__ = [
     "Trigger",
     "backfill_all",
     "backfill_zvm",
+    "for_each_zvm",
     "plan_windows",
     "sync_all",
     "sync_zvm",
@@ -44,6 +45,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ClientFactory = Callable[[ZvmConfig], ZvmClient]
+T = TypeVar("T")
 
 
 @dataclass
@@ -331,12 +333,15 @@ def backfill_zvm(
     )
 
 
-def _for_each(
+def for_each_zvm(
     config: Config,
     names: Sequence[str] | None,
     engine: Engine | None,
-    one: Callable[[Engine, ZvmConfig], RunResult],
-) -> list[RunResult]:
+    one: Callable[[Engine, ZvmConfig], T],
+) -> list[T]:
+    """``one`` for every configured ZVM (or those in ``names``: ConfigError for another),
+    after the schema check, on ``engine`` (None: one made from the configuration and
+    disposed of afterwards): one ZVM after another on SQLite, up to four at once elsewhere."""
     zvms = [config.zvm(name) for name in names] if names else list(config.zvms)
     own = engine is None
     engine = engine or db.make_engine(config.warehouse.url, hide_parameters=True)
@@ -372,7 +377,7 @@ def sync_all(
     retention guard then logs a warning for every ZVM whose history is at risk.
     """
     began = fresh_since or clock()
-    results = _for_each(
+    results = for_each_zvm(
         config,
         names,
         engine,
@@ -405,7 +410,7 @@ def backfill_all(
 ) -> list[RunResult]:
     """Backfill every configured ZVM (or those in ``names``); ``progress`` draws a bar."""
     if not progress:
-        return _for_each(
+        return for_each_zvm(
             config,
             names,
             engine,
@@ -434,4 +439,4 @@ def backfill_all(
                 client_factory=client_factory,
             )
 
-        return _for_each(config, names, engine, one)
+        return for_each_zvm(config, names, engine, one)

@@ -183,3 +183,13 @@ def assert_no_task_skipped(engine: Engine, sim: Simulator) -> None:
         held = set(conn.execute(sa.select(schema.tasks.c.task_identifier)).scalars())
     skipped = [i for i, task in good.items() if i not in held and task.started_at < started]
     assert not skipped, f"the cursor moved past {len(skipped)} tasks never loaded"
+
+
+def delete_tasks(engine: Engine, identifiers: list[str]) -> None:
+    """Remove tasks from the warehouse as a lost write would leave it: their rows in
+    ``tasks``, the bridges and ``task_status_changes`` (the entities stay)."""
+    dependents = [schema.task_status_changes, schema.task_vpgs, schema.task_hosts]
+    dependents += [schema.task_sites, schema.task_flr_sessions, schema.tasks]
+    with engine.begin() as conn:
+        for table in dependents:
+            conn.execute(table.delete().where(table.c.task_identifier.in_(identifiers)))

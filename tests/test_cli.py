@@ -10,17 +10,19 @@ import socket
 import subprocess
 import sys
 import sysconfig
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
 import httpx
 import pytest
+import sqlalchemy as sa
 from click.testing import CliRunner
 
-from etl.cli import cli
-from etl.warehouse import db
-from tests.syncing import PASSWORD
+from etl.cli import EXIT_INCOMPLETE, cli
+from etl.warehouse import db, schema
+from etl.warehouse.engine import make_engine
+from tests.syncing import PASSWORD, delete_tasks
 from zvm_simulator import Simulator
 
 pytestmark = pytest.mark.sim(seed=9, days=1)
@@ -285,3 +287,55 @@ def test_sql_prints_a_view_or_a_query_for_a_database(tmp_path: Path) -> None:
     assert code == 0 and "UTC_DATE()" in output  # the configured warehouse's database
     code, output = invoke("sql", "nope", "--dialect", "sqlite")
     assert code == 2 and "'nope'" in output and "dr_test_evidence" in output
+
+
+def test_verify_exit_statuses_the_printed_repair_and_json(
+    tmp_path: Path, sim: Simulator, warehouse_url: str
+) -> None:
+    config = str(write_config(tmp_path, warehouse_url, [("good", sim.url), ("new", sim.url)]))
+    assert invoke("--config", config, "sync", "--zvm", "good")[0] == 0
+    code, output = invoke("--config", config, "verify", "--zvm", "good")
+    assert (
+        code == 0 and "ZVM good: complete: every task the ZVM holds is in the warehouse" in output
+    )
+
+    engine = make_engine(warehouse_url)
+    try:
+        tasks = schema.tasks
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(tasks.c.task_identifier, tasks.c.started_at)).all()
+        lost = sorted(rows, key=lambda row: row.started_at)[len(rows) // 2 :][:3]
+        delete_tasks(engine, [row.task_identifier for row in lost])
+    finally:
+        engine.dispose()
+    code, output = invoke("--config", config, "verify", "--zvm", "good")
+    assert code == EXIT_INCOMPLETE and "ZVM good: INCOMPLETE:" in output
+    assert all(row.task_identifier in output for row in lost)
+    repairs = re.findall(r"repair: (zvm-etl backfill .*)", output)
+    days = sorted({row.started_at.date() for row in lost})
+    assert repairs == [
+        f"zvm-etl backfill --zvm good --since {day} --until {day + timedelta(days=1)}"
+        for day in days
+    ]
+    for repair in repairs:  # as printed
+        assert invoke("--config", config, *repair.split()[1:])[0] == 0
+    done = CliRunner(env={"SIM_PASSWORD": PASSWORD}).invoke(
+        cli, ["--config", config, "verify", "--zvm", "good", "--json"], catch_exceptions=False
+    )
+    [result] = json.loads(done.stdout)  # the log lines go to stderr
+    assert done.exit_code == 0 and result["status"] == "complete"
+    assert result["missing_in_warehouse"] == 0
+    assert result["days_checked"] == len(result["days"]) > 0
+
+    sim.faults.error_rate, sim.faults.retry_after = 1.0, 0
+    code, output = invoke("--config", config, "verify")
+    assert code == 1  # a failed ZVM outranks an incomplete one
+    assert "ZVM good: FAILED: " in output and "run `zvm-etl verify --zvm good` again" in output
+    assert "ZVM new: INCOMPLETE: never synced" in output and PASSWORD not in output
+    sim.faults.reset()
+    code, output = invoke("--config", config, "verify", "--zvm", "new")
+    assert code == EXIT_INCOMPLETE and "run `zvm-etl sync --zvm new`, then verify again" in output
+    code, output = invoke(
+        "--config", config, "verify", "--since", "2025-02-01", "--until", "2025-01-01"
+    )
+    assert code == 2 and "--until must be later than --since" in output
