@@ -46,7 +46,7 @@ from sqlalchemy.exc import DBAPIError
 from etl.config import Config, SyncConfig, ZvmConfig
 from etl.errors import EtlError
 from etl.normalize import TaskRecord, get_field, normalize_task
-from etl.passes import Clock, plan_windows, utc_now
+from etl.passes import Clock, utc_now
 from etl.sync import ClientFactory, for_each_zvm
 from etl.warehouse import faults
 from etl.warehouse.engine import connect
@@ -58,6 +58,7 @@ from etl.warehouse.verifications import (
     read_started_between,
     save_verification,
 )
+from etl.windows import MAX_WIDENING, Window, WindowPlanner, plan_windows
 from etl.zvm.client import TaskFilters, ZvmClient
 from etl.zvm.dates import parse_zvm_date
 
@@ -75,7 +76,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 Status = Literal["complete", "incomplete", "failed"]
-Window = tuple[datetime | None, datetime | None]
 
 DAY = timedelta(days=1)
 SECOND = timedelta(seconds=1)
@@ -129,16 +129,18 @@ def fetch_oldest(
     client: ZvmClient, *, floor: datetime, end: datetime, width: timedelta
 ) -> tuple[datetime | None, datetime | None]:
     """The ``Started`` of the oldest task the ZVM holds up to ``end``, and the earliest end
-    among the tasks of the window that holds it: one window for everything before
-    ``floor``, then windows of ``width`` forward, stopping at the first holding a task.
+    among the tasks of the window that holds it: the windows of a first pass (one for
+    everything before ``floor``, then windows of ``width`` forward, an empty one widening
+    the next: :class:`~etl.windows.WindowPlanner`), stopping at the first holding a task.
     (None, None) when the ZVM holds no task started up to ``end``."""
-    floor = min(floor, end)
-    windows: list[Window] = [(None, floor)]
-    if end > floor:
-        windows += plan_windows(floor, end, width, open_end=False)
-    for window in windows:
-        started = ended = None
+    planner = WindowPlanner(
+        min(floor, end), end, width, open_start=True, open_end=False, max_width=width * MAX_WIDENING
+    )
+    count: int | None = None
+    while (window := planner.next(count)) is not None:
+        count, started, ended = 0, None, None
         for seen in fetch_seen(client, window):
+            count += 1
             if seen.malformed or seen.started is None:
                 continue
             started = _earliest(started, seen.started)
