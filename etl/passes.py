@@ -85,10 +85,13 @@ BATCH_SIZE = 2000
 REFRESH_WORKERS = 4
 """Open tasks re-read at once (``GET /v1/tasks/{id}``)."""
 
-SETTLED = timedelta(hours=1)
+SETTLED = timedelta(days=1)
 """How far behind this host's clock a window must end for the cursors to move to its end
-whatever it held: a ZVM whose clock runs behind this host's by less than this has started
-every task it will ever show in that window when the pass reads it."""
+whatever it held. A ZVM shows a task once it has started, by its own clock: a window that
+ended a day ago holds every task the ZVM will ever show in it, even from a ZVM whose clock
+runs hours behind this host's, or one that lists a task some time after it started. The
+windows of the last day move the cursors only as far as the tasks they brought (for a
+quiet ZVM, the next pass reads that day again: a few tasks)."""
 
 
 def utc_now() -> datetime:
