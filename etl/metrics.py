@@ -29,6 +29,8 @@ metric                                          type     labels
 ``zvm_etl_interval_seconds``                    gauge    zvm (the current, backed-off one)
 ``zvm_etl_retention_at_risk``                   gauge    zvm (1 when the gap since the last
                                                          success passed retention_warning)
+``zvm_etl_last_complete_verification_``         gauge    zvm (when ``zvm-etl verify`` last
+``timestamp_seconds``                                    found the history complete; 0: never)
 ==============================================  =======  =================================
 """
 
@@ -154,6 +156,13 @@ class Metrics:
             ["zvm"],
             registry=r,
         )
+        self.last_complete_verification = Gauge(
+            "zvm_etl_last_complete_verification_timestamp_seconds",
+            "Unix time the last zvm-etl verify that found the ZVM's task history complete "
+            "finished (0: never).",
+            ["zvm"],
+            registry=r,
+        )
 
     # -- feeding -------------------------------------------------------------------------
 
@@ -174,6 +183,7 @@ class Metrics:
         self.since_success.labels(zvm).set_function(lambda: self._seconds_since(zvm))
         self.failures.labels(zvm).set(0)
         self.retention_at_risk.labels(zvm).set(0)
+        self.last_complete_verification.labels(zvm).set(0)
 
     def observe_pass(self, result: RunResult) -> None:
         """Count one pass: its outcome, duration, tasks and retries."""
@@ -202,6 +212,9 @@ class Metrics:
         self.retention_at_risk.labels(zvm).set(1 if row.retention_at_risk else 0)
         if row.last_success_at:
             self._set_last_success(zvm, datetime.fromisoformat(row.last_success_at))
+        if row.proven_complete_at:
+            proven = datetime.fromisoformat(row.proven_complete_at).timestamp()
+            self.last_complete_verification.labels(zvm).set(proven)
 
     def set_backoff(self, zvm: str, *, failures: int, interval_seconds: float) -> None:
         """The ZVM's failures in a row and the interval it waits now."""

@@ -5,6 +5,10 @@ already in the warehouse; :func:`render_status` prints them as a table for peopl
 ``zvm-etl status --json`` as JSON for scripts. ``names_refreshed_at`` and ``names_error``
 say when the ZVM's names (VPGs, sites, hosts) were last read and which listings failed.
 
+``last_verification_*`` describe the last ``zvm-etl verify`` of the ZVM (its status:
+complete, incomplete or failed), and ``proven_complete_at`` when a verification last found
+its history complete, up to ``proven_complete_until`` (the instant it compared up to).
+
 ``lag_seconds`` is the time since the last successful pass finished (how stale the
 warehouse is); ``cursor_age_seconds`` is the time since the newest task start the
 warehouse holds (it includes quiet periods on the ZVM and the ZVM's clock offset).
@@ -37,6 +41,7 @@ from etl.errors import EtlError
 from etl.warehouse import db, schema
 from etl.warehouse.engine import connect
 from etl.warehouse.load import is_open
+from etl.warehouse.verifications import read_verification_status
 
 __all__ = [
     "ZvmStatus",
@@ -79,6 +84,12 @@ class ZvmStatus:
     task_retention_seconds: int | None = None
     retention_at_risk: bool = False
     retention_warning: str | None = None
+    last_verification_at: str | None = None
+    last_verification_status: str | None = None
+    last_verification_days_differing: int | None = None
+    last_verification_error: str | None = None
+    proven_complete_at: str | None = None
+    proven_complete_until: str | None = None
 
     @property
     def unhealthy(self) -> bool:
@@ -124,7 +135,9 @@ def _zvm_status(engine: Engine, name: str, url: str | None, now: datetime) -> Zv
             .select_from(tasks)
             .where(tasks.c.zvm == name, is_open(tasks.c.state))
         ).scalar_one()
+        verified = read_verification_status(conn, name)
     started_cursor = values.get("started")
+    checked, proven = verified.last, verified.last_complete
     return ZvmStatus(
         zvm=name,
         url=url,
@@ -143,6 +156,12 @@ def _zvm_status(engine: Engine, name: str, url: str | None, now: datetime) -> Zv
         ),
         names_refreshed_at=_iso(names.names_refreshed_at) if names else None,
         names_error=names.names_error if names else None,
+        last_verification_at=_iso(checked.finished_at) if checked else None,
+        last_verification_status=checked.status if checked else None,
+        last_verification_days_differing=checked.days_differing if checked else None,
+        last_verification_error=checked.error if checked else None,
+        proven_complete_at=_iso(proven.finished_at) if proven else None,
+        proven_complete_until=_iso(proven.until) if proven else None,
     )
 
 
@@ -268,6 +287,7 @@ def render_status(rows: list[ZvmStatus], *, console: Console | None = None) -> N
         )
         table.add_row("tasks", f"{row.tasks} held, {row.open_tasks} open")
         table.add_row("names", _names(row))
+        table.add_row("completeness", _completeness(row))
         table.add_row("health", _health(row))
         if row.last_error:
             table.add_row("last error", f"[red]{row.last_error}[/red]")
@@ -285,6 +305,28 @@ def _names(row: ZvmStatus) -> str:
         problems = "[yellow]with problems (the names known before stay):[/yellow]"
         return f"{when}  {problems} {row.names_error}"
     return f"{when}  [green]ok[/green]"
+
+
+def _completeness(row: ZvmStatus) -> str:
+    """When ``zvm-etl verify`` last proved the history complete, and its last outcome."""
+    if row.last_verification_status is None:
+        return "never verified (run zvm-etl verify)"
+    proven = (
+        f"proven complete {_when(row.proven_complete_at)} (up to "
+        f"{_when(row.proven_complete_until)})"
+        if row.proven_complete_at
+        else "never proven complete"
+    )
+    status = row.last_verification_status
+    if status == "complete":
+        outcome = "[green]complete[/green]"
+    elif status == "incomplete":
+        days = row.last_verification_days_differing
+        why = f"{days} day(s) differ" if days else row.last_verification_error or ""
+        outcome = f"[red]INCOMPLETE[/red]: {why}"
+    else:
+        outcome = f"[red]FAILED[/red]: {row.last_verification_error}"
+    return f"{proven}; last verification {_when(row.last_verification_at)} {outcome}"
 
 
 def _health(row: ZvmStatus) -> str:

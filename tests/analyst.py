@@ -19,6 +19,9 @@ queries' answers can be worked out by hand. The scenario, with what each part is
   then completed; ``w2`` has waited 300 s so far and still waits.
 - ETL runs of nyc: three passes two days ago (one failed; 2 rejected records), one
   yesterday.
+- Verifications (:data:`VERIFICATIONS`): nyc proven complete 30 hours ago, then found
+  incomplete 6 hours ago (one day, 3 tasks missing in the warehouse); lon failed 5 hours
+  ago and was never proven complete.
 """
 
 from __future__ import annotations
@@ -46,6 +49,13 @@ SITES = [  # identifier, name, zvm, is_local
     ("site-nyc", "New York DC", "nyc", True),
     ("site-lon", "London – Docklands", "lon", True),
     ("site-x", None, None, None),
+]
+
+
+VERIFICATIONS = [  # zvm, hours ago, status, days differing, missing in the warehouse, error
+    ("nyc", 30, "complete", 0, 0, None),
+    ("nyc", 6, "incomplete", 1, 3, None),
+    ("lon", 5, "failed", 0, 0, "ZVM lon at https://lon:9669 answered GET /v1/tasks with 503"),
 ]
 
 
@@ -203,6 +213,24 @@ def load_scenario(engine: Engine) -> None:
                         payload=f'{{"bad": {number}}}',
                     )
                 )
+        connection.execute(
+            schema.verifications.insert(),
+            [
+                {
+                    "zvm": zvm,
+                    "started_at": NOW - timedelta(hours=hours, minutes=1),
+                    "finished_at": NOW - timedelta(hours=hours),
+                    "since": None if error else NOW - 14 * DAY,
+                    "until": None if error else NOW - timedelta(hours=hours + 1),
+                    "status": status,
+                    "days_checked": 0 if error else 14,
+                    "days_differing": differing,
+                    "missing_in_warehouse": missing,
+                    "error": error,
+                }
+                for zvm, hours, status, differing, missing, error in VERIFICATIONS
+            ],
+        )
 
 
 def _task_row(task: Task) -> dict[str, Any]:

@@ -10,13 +10,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import pytest
+from sqlalchemy.engine import Engine
 
 from etl.config import parse_config
 from etl.errors import EtlError, ZvmError
 from etl.metrics import Metrics, endpoint_of
-from etl.status import ZvmStatus
+from etl.status import ZvmStatus, zvm_status
 from etl.sync import RunResult
 from etl.warehouse.load import LoadCounts
+from etl.warehouse.verifications import save_verification
 from tests.service import PASSWORD, start_sim
 
 
@@ -107,6 +109,26 @@ def test_status_rows_set_the_gauges_and_never_move_last_success_back() -> None:
     assert value(metrics, "zvm_etl_retention_at_risk", zvm="nyc") == 1
     stamp = value(metrics, "zvm_etl_last_success_timestamp_seconds", zvm="nyc")
     assert stamp == recent.timestamp()
+
+
+def test_the_last_complete_verification_gauge_is_read_from_the_warehouse(
+    warehouse: Engine, warehouse_url: str
+) -> None:
+    config = parse_config(
+        {"warehouse": {"url": warehouse_url}, "zvms": [{"name": "nyc", "url": "http://z.test"}]},
+        env={},
+        zvm_secrets=False,
+    )
+    metrics = Metrics()
+    metrics.observe_status(zvm_status(warehouse, config, "nyc"))
+    gauge = "zvm_etl_last_complete_verification_timestamp_seconds"
+    assert value(metrics, gauge, zvm="nyc") == 0  # never verified
+    now = datetime.now(UTC).replace(microsecond=0)
+    for ago, outcome in ((timedelta(hours=5), "complete"), (timedelta(hours=1), "incomplete")):
+        row = {"zvm": "nyc", "status": outcome, "started_at": now - ago, "finished_at": now - ago}
+        save_verification(warehouse, row)
+    metrics.observe_status(zvm_status(warehouse, config, "nyc"))
+    assert value(metrics, gauge, zvm="nyc") == (now - timedelta(hours=5)).timestamp()
 
 
 def test_the_client_hook_measures_every_attempt_and_its_errors() -> None:

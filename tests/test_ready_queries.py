@@ -7,7 +7,7 @@ hand or with plain Python over its task list, never by running SQL.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -30,6 +30,7 @@ from tests.analyst import (
 )
 
 NEW_QUERIES = {
+    "completeness",
     "dr_test_evidence",
     "duration_percentiles",
     "etl_health_daily",
@@ -275,3 +276,20 @@ def test_etl_health_daily(scenario: Engine) -> None:
     assert (later.runs, later.failed_runs, later.new_rejected_records) == (1, 0, 0)
     assert float(later.max_lag_seconds) == pytest.approx((23 * 60 - 10) * 60)
     assert run_query(scenario, "etl_health_daily", zvm="lon") == []
+
+
+def test_completeness(scenario: Engine) -> None:
+    lon, nyc = run_query(scenario, "completeness")
+    assert (nyc.zvm, nyc.last_status, nyc.last_days_differing) == ("nyc", "incomplete", 1)
+    assert nyc.last_missing_in_warehouse == 3 and nyc.last_error is None
+    assert as_utc(nyc.last_verified_at) == NOW - timedelta(hours=6)
+    assert as_utc(nyc.proven_complete_at) == NOW - timedelta(hours=30)
+    assert as_utc(nyc.proven_complete_since) == NOW - timedelta(days=14)
+    assert as_utc(nyc.proven_complete_until) == NOW - timedelta(hours=31)
+    since_scenario = (datetime.now(UTC) - NOW).total_seconds()  # "now" is the database's
+    assert (
+        30 * 3600 - 1 <= float(nyc.seconds_since_proven_complete) <= 30 * 3600 + since_scenario + 1
+    )
+    assert (lon.zvm, lon.last_status, lon.proven_complete_at) == ("lon", "failed", None)
+    assert "503" in lon.last_error and lon.seconds_since_proven_complete is None
+    assert [r.zvm for r in run_query(scenario, "completeness", zvm="nyc")] == ["nyc"]

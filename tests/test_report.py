@@ -42,6 +42,11 @@ def test_report_data_and_page(warehouse: Engine, tmp_path: Path) -> None:
     assert "vpg-c" in page  # no name known: the identifier is shown
     assert "New York DC → London – Docklands" in page  # vpg-a's protected and recovery sites
     assert "New York DC → –" in page  # vpg-b's recovery site was never listed
+    # Completeness: nyc last proven complete 30 hours ago, then found incomplete; lon failed.
+    assert list(data.completeness["zvm"]) == ["lon", "nyc"]
+    proven = NOW - timedelta(hours=30)
+    assert f'<td>{proven:%Y-%m-%d %H:%M} UTC</td><td><span class="badge bad">incomplete' in page
+    assert '<td>–</td><td><span class="badge bad">failed</span>' in page
     assert all(f'data-chart="{key}"' in page for key in CHARTS)
     assert all(f'data-table="{key}"' in page for key in TABLES)
     from plotly.offline import get_plotlyjs

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy.engine import Engine
 from etl.cli import EXIT_STALE, cli
 from etl.warehouse.load import LoadCounts
 from etl.warehouse.runs import finish_run, start_run
+from etl.warehouse.verifications import save_verification
 
 ENV = {"ETL_TEST_PASSWORD": "Unmistakable-Pa55phrase-7f3e"}
 
@@ -44,6 +46,15 @@ def succeeded(engine: Engine, zvm: str, ago: timedelta) -> None:
     )
     with engine.begin() as conn:
         finish_run(conn, run_id, LoadCounts(), requests=1, retries=0, now=finished)
+
+
+def verified(engine: Engine, zvm: str, status: str, ago: timedelta, **row: Any) -> datetime:
+    """A verifications row for ``zvm`` that finished ``ago``; its finished_at."""
+    finished = (datetime.now(UTC) - ago).replace(microsecond=0)
+    began = finished - timedelta(seconds=30)
+    values = {"zvm": zvm, "status": status, "started_at": began, "finished_at": finished}
+    save_verification(engine, values | {"since": began - timedelta(days=30), "until": began} | row)
+    return finished
 
 
 def status(config: Path, *args: str) -> Result:
@@ -120,6 +131,42 @@ def test_retention_warning_in_status_and_sync_logs(
     retention = [e for e in events if e.get("event") == "retention"]
     assert [(e["zvm"], e["level"]) for e in retention] == [("nyc", "warning")]
     assert ENV["ETL_TEST_PASSWORD"] not in synced.output + synced.stderr
+
+
+def test_status_says_when_the_history_was_last_proven_complete(
+    warehouse: Engine, warehouse_url: str, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path, warehouse_url, "nyc", "lon", "ams")
+    for zvm in ("nyc", "lon", "ams"):
+        succeeded(warehouse, zvm, timedelta(minutes=1))
+    proven = verified(warehouse, "nyc", "complete", timedelta(days=1))
+    last = verified(warehouse, "nyc", "incomplete", timedelta(hours=1), days_differing=2)
+    error = "ZVM lon at http://127.0.0.1:9 answered GET /v1/tasks with HTTP 503"
+    verified(warehouse, "lon", "failed", timedelta(hours=2), since=None, until=None, error=error)
+    result = status(config, "--json")
+    assert result.exit_code == 0  # verify's outcome is verify's exit status, not status's
+    rows = {row["zvm"]: row for row in orjson.loads(result.output)}
+    nyc, lon, ams = rows["nyc"], rows["lon"], rows["ams"]
+    assert nyc["proven_complete_at"] == proven.isoformat()
+    until = proven - timedelta(seconds=30)
+    assert nyc["proven_complete_until"] == until.isoformat()
+    assert (nyc["last_verification_at"], nyc["last_verification_status"]) == (
+        last.isoformat(),
+        "incomplete",
+    )
+    assert nyc["last_verification_days_differing"] == 2
+    assert (lon["last_verification_status"], lon["last_verification_error"]) == ("failed", error)
+    assert lon["proven_complete_at"] is None
+    assert (ams["last_verification_status"], ams["proven_complete_at"]) == (None, None)
+    text = " ".join(status(config).output.split())
+    assert (
+        f"completeness proven complete {proven:%Y-%m-%d %H:%M:%S} UTC (up to "
+        f"{until:%Y-%m-%d %H:%M:%S} UTC); last verification {last:%Y-%m-%d %H:%M:%S} UTC "
+        "INCOMPLETE: 2 day(s) differ" in text
+    )
+    assert "completeness never proven complete; last verification" in text
+    assert f"FAILED: {error}" in text
+    assert "completeness never verified (run zvm-etl verify)" in text
 
 
 @pytest.mark.parametrize("bad", ["soon", "-5m"])

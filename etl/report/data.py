@@ -41,6 +41,7 @@ class ReportData:
     initiators: pd.DataFrame  # tasks_by_initiator
     health: pd.DataFrame  # v_etl_health
     health_daily: pd.DataFrame  # etl_health_daily
+    completeness: pd.DataFrame  # completeness
     slowest: pd.DataFrame  # slowest_tasks
 
 
@@ -74,5 +75,6 @@ def read_report_data(
             initiators=query("tasks_by_initiator", **period),
             health=view("v_etl_health"),
             health_daily=query("etl_health_daily", **period),
+            completeness=query("completeness"),
             slowest=query("slowest_tasks", **period, limit=10),
         )

@@ -158,9 +158,11 @@ def _duration_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def _health_rows(data: ReportData) -> list[dict[str, Any]]:
     daily = data.health_daily
+    verified = {row["zvm"]: row for _, row in data.completeness.iterrows()}
     rows = []
     for _, row in data.health.iterrows():
         mine = daily[daily["zvm"] == row["zvm"]] if not daily.empty else daily
+        checked = verified.get(row["zvm"])
         rows.append(
             {
                 "zvm": row["zvm"],
@@ -175,6 +177,9 @@ def _health_rows(data: ReportData) -> list[dict[str, Any]]:
                 "rejected": int(mine["new_rejected_records"].sum()) if len(mine) else 0,
                 "max_lag": _age(mine["max_lag_seconds"].max()) if len(mine) else "–",
                 "error": _text(row["last_run_error"]),
+                "proven": _when(checked["proven_complete_at"]) if checked is not None else "–",
+                "verified": _text(checked["last_status"]) if checked is not None else "never",
+                "verified_ok": checked is not None and checked["last_status"] == "complete",
             }
         )
     return rows
