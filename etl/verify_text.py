@@ -90,8 +90,9 @@ def _summary(result: Verification) -> list[str]:
 
 def _day(result: Verification, day: DayResult) -> list[str]:
     part = f" (from {day.start:%H:%M:%S} to {day.end:%H:%M:%S} UTC)" if day.partial else ""
+    rejected = f" ({len(day.rejected):,} malformed, in rejected_tasks)" if day.rejected else ""
     lines = [
-        f"  {day.day}{part}: {day.zvm_tasks:,} tasks on the ZVM, "
+        f"  {day.day}{part}: {day.zvm_tasks:,} tasks on the ZVM{rejected}, "
         f"{day.warehouse_tasks:,} in the warehouse"
     ]
     if day.missing_in_warehouse:

@@ -3,23 +3,29 @@
 It starts the bundled ZVM simulator on a free port, writes ``demo/config.yaml`` for it
 (warehouse: ``demo/warehouse.db``, SQLite), then runs the real commands a user would:
 ``zvm-etl db upgrade``, a first ``sync`` (which loads the history the ZVM holds) and a few
-more passes while the simulated clock moves on, ``zvm-etl status``, and two analyst
-queries from ``sql/queries/``. Every command is printed before it runs. The simulator
-stops at the end; the warehouse stays for you to query (``sqlite3 demo/warehouse.db``).
+more passes while the simulated clock moves on, ``zvm-etl status``, ``zvm-etl verify``
+(complete), then, after deleting three tasks from the warehouse, ``verify`` again (the gap
+and the command that repairs it), that ``backfill``, and ``verify`` once more (complete),
+all while the simulator still runs; then two analyst queries from ``sql/queries/`` and the
+report. Every command is printed before it runs. The simulator stops before the queries;
+the warehouse stays for you to query (``sqlite3 demo/warehouse.db``).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
+from etl.warehouse import schema
+from etl.warehouse.engine import make_engine
 from etl.warehouse.sqlfiles import query_sql
 from zvm_simulator import Simulator, SimulatorSettings
 
@@ -41,6 +47,9 @@ QUERIES: dict[str, tuple[str, ...]] = {
 """The analyst queries the demo prints, each with the columns it shows (none: all)."""
 STEPS = (5, 5, 60)
 """Minutes the simulated clock moves on before each later pass."""
+DELETED_FROM = [schema.task_status_changes, schema.task_vpgs, schema.task_hosts]
+DELETED_FROM += [schema.task_sites, schema.task_flr_sessions, schema.tasks]
+"""The tables a task's rows are in (the bridges and history first: they refer to it)."""
 
 
 def _config_text(sim: Simulator, warehouse: Path) -> str:
@@ -61,12 +70,64 @@ def _config_text(sim: Simulator, warehouse: Path) -> str:
     )
 
 
-def _run(*args: str, env: dict[str, str]) -> None:
+def _run(*args: str, env: dict[str, str], expect: int = 0) -> str:
+    """Run ``zvm-etl ARGS`` as a user would, printing the command and what it prints; its
+    standard output. SystemExit when it does not exit ``expect``."""
     command = ["zvm-etl", *args]
     print(f"\n$ {shlex.join(command)}", flush=True)
-    completed = subprocess.run([sys.executable, "-m", "etl", *args], env=env, check=False)
-    if completed.returncode != 0:
+    completed = subprocess.run(
+        [sys.executable, "-m", "etl", *args],
+        env=env,
+        check=False,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    print(completed.stdout, end="", flush=True)
+    if completed.returncode != expect:
         raise SystemExit(f"demo: `{shlex.join(command)}` exited {completed.returncode}")
+    if expect:
+        print(f"(exit status {completed.returncode})", flush=True)
+    return completed.stdout
+
+
+def _delete_tasks(warehouse: Path, day: date, count: int) -> list[str]:
+    """Delete ``count`` tasks that started on ``day`` from the warehouse (with their bridge
+    and history rows), as a lost write would leave it; their identifiers."""
+    tasks = schema.tasks
+    start = datetime.combine(day, time(), UTC)
+    engine = make_engine(f"sqlite:///{warehouse}")
+    try:
+        with engine.begin() as conn:
+            identifiers = list(
+                conn.execute(
+                    sa.select(tasks.c.task_identifier)
+                    .where(tasks.c.started_at >= start, tasks.c.started_at < start + timedelta(1))
+                    .order_by(tasks.c.started_at)
+                    .limit(count)
+                ).scalars()
+            )
+            for table in DELETED_FROM:
+                conn.execute(table.delete().where(table.c.task_identifier.in_(identifiers)))
+    finally:
+        engine.dispose()
+    return identifiers
+
+
+def _verify_and_repair(sim: Simulator, warehouse: Path, env: dict[str, str]) -> None:
+    """verify (complete); three tasks deleted; verify (the gap, the repair); the repair;
+    verify (complete again)."""
+    _run("verify", env=env)
+    day = sim.now().date() - timedelta(days=3)
+    print(f"\n# deleting 3 tasks (started {day}) from the warehouse to show what verify reports")
+    for identifier in _delete_tasks(warehouse, day, 3):
+        print(f"#   {identifier}")
+    report = _run("verify", env=env, expect=6)
+    repairs = re.findall(r"repair: zvm-etl (backfill .*)", report)
+    if not repairs:
+        raise SystemExit("demo: verify printed no repair command")
+    for repair in repairs:
+        _run(*repair.split(), env=env)
+    _run("verify", env=env)
 
 
 def main() -> None:
@@ -100,6 +161,7 @@ def main() -> None:
             print(f"\n# the simulated ZVM's clock moves {minutes} minutes on", flush=True)
             _run("sync", env=env)
         _run("status", env=env)
+        _verify_and_repair(sim, warehouse, env)
     engine = sa.create_engine(f"sqlite:///{warehouse}")
     with pd.option_context("display.width", 160, "display.max_columns", 12):
         for name, columns in QUERIES.items():
@@ -120,7 +182,8 @@ def main() -> None:
                 "SELECT 'sites named', COUNT(*) FROM sites WHERE name IS NOT NULL UNION ALL "
                 "SELECT 'hosts named', COUNT(*) FROM hosts WHERE name IS NOT NULL UNION ALL "
                 "SELECT 'rejected_tasks', COUNT(*) FROM rejected_tasks UNION ALL "
-                "SELECT 'etl_runs', COUNT(*) FROM etl_runs"
+                "SELECT 'etl_runs', COUNT(*) FROM etl_runs UNION ALL "
+                "SELECT 'verifications', COUNT(*) FROM verifications"
             ),
             engine,
         )
