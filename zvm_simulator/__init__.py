@@ -11,13 +11,15 @@ For the demo, the test suite, and anyone who wants to try dashboards without a Z
 
 What it serves (see the modules): ``POST /v1/session/add`` + ``DELETE /v1/session`` (Windows
 ZVM) or the Keycloak token endpoint (appliance); ``GET /v1/tasks`` with its six filters,
-``GET /v1/tasks/{id}``, ``GET /v1/tasks/types``. The history is generated lazily and
-deterministically from the seed (``scenario.py``, ``lifecycle.py``), shown as of the
-simulated clock (``clock.py``), written like a Windows ZVM or an appliance (``wire.py``),
-filtered like a ZVM (``filters.py``), with faults on demand (:class:`Faults`).
+``GET /v1/tasks/{id}``, ``GET /v1/tasks/types``, the entity listings and the Recovery
+Report (``GET /v1/reports/recovery``, made from the tasks: ``recovery.py``). The history is
+generated lazily and deterministically from the seed (``scenario.py``, ``lifecycle.py``),
+shown as of the simulated clock (``clock.py``), written like a Windows ZVM or an appliance
+(``wire.py``), filtered like a ZVM (``filters.py``), with faults on demand (:class:`Faults`).
 
 Modules: ``settings`` (the dataclasses), ``catalog`` (types and states), ``clock``,
-``lifecycle``, ``scenario``, ``wire``, ``filters``, ``auth``, ``api`` (request → response),
+``lifecycle``, ``scenario``, ``inventory``, ``recovery``, ``wire``, ``filters``, ``auth``,
+``api`` (request → response),
 ``server`` (HTTP transport), ``tls``, ``simulator`` (this facade and :func:`serve_forever`).
 """
 

@@ -9,7 +9,9 @@
   the entity listings of :mod:`~zvm_simulator.inventory` (``/v1/localsite``,
   ``/v1/peersites``, ``/v1/vpgs``, ``/v1/vras``, ``/v1/virtualizationsites`` and
   ``/v1/virtualizationsites/{site}/hosts``), which the ``missing_listings`` and
-  ``failing_listings`` fault knobs turn into a 404 or a 500.
+  ``failing_listings`` fault knobs turn into a 404 or a 500;
+- the Recovery Report, ``GET /v1/reports/recovery`` (:mod:`~zvm_simulator.recovery`), which
+  the same knobs (and ``misshapen_listings``) take too.
 
 The endpoints of the other auth mode answer 404, as on the other kind of ZVM. An API call
 (anything under ``/v1/`` but the session endpoints) meets, in order: a wrong method (405),
@@ -41,11 +43,21 @@ from zvm_simulator.clock import SimClock
 from zvm_simulator.filters import TICKS_PER_MS, FilterError, TaskQuery, parse_query
 from zvm_simulator.inventory import Inventory
 from zvm_simulator.lifecycle import MAX_DURATION_MS
+from zvm_simulator.recovery import RecoveryQuery, RecoveryReport, parse_recovery_query
 from zvm_simulator.scenario import Scenario, TaskSpec
 from zvm_simulator.settings import SimulatorSettings
 from zvm_simulator.wire import WireFormat, error_body
 
-__all__ = ["JSON", "LISTINGS", "LOGOUT_PATH", "TOKEN_PATH", "Response", "ZvmApi"]
+__all__ = [
+    "FAULTY_ROUTES",
+    "JSON",
+    "LISTINGS",
+    "LOGOUT_PATH",
+    "RECOVERY_REPORT",
+    "TOKEN_PATH",
+    "Response",
+    "ZvmApi",
+]
 
 JSON = "application/json; charset=utf-8"
 TOKEN_PATH = "/auth/realms/zerto/protocol/openid-connect/token"
@@ -62,6 +74,10 @@ LISTINGS = (
     _HOSTS,
 )
 """The entity listings, as route templates (the names the fault knobs use)."""
+RECOVERY_REPORT = "/v1/reports/recovery"
+FAULTY_ROUTES = (*LISTINGS, RECOVERY_REPORT)
+"""The routes the ``missing_listings``, ``failing_listings`` and ``misshapen_listings``
+fault knobs take."""
 
 
 @dataclass
@@ -160,6 +176,7 @@ class ZvmApi:
         wire: WireFormat,
         auth: AuthStore,
         inventory: Inventory,
+        recovery: RecoveryReport,
     ) -> None:
         self.settings = settings
         self.faults = settings.faults
@@ -168,6 +185,7 @@ class ZvmApi:
         self.wire = wire
         self.auth = auth
         self.inventory = inventory
+        self.recovery = recovery
         self._dice = _Dice(settings.seed)
         self._outage_lock = threading.Lock()
         self._retention_ms = settings.retention // timedelta(milliseconds=1)
@@ -202,6 +220,8 @@ class ZvmApi:
         if route.startswith("/v1/tasks/") and "/" not in route[len("/v1/tasks/") :]:
             task_id = urllib.parse.unquote(path).rstrip("/").rsplit("/", 1)[-1]
             return self._api(method, headers, lambda: self._get(task_id))
+        if route == RECOVERY_REPORT:
+            return self._api(method, headers, lambda: self._recovery(params))
         if route in LISTINGS:
             return self._api(method, headers, lambda: self._listing(route, None))
         parts = route.split("/")
@@ -303,7 +323,40 @@ class ZvmApi:
             return _message(404, f"Task '{task_id}' was not found.")
         return Response(200, body)
 
-    def _listing(self, template: str, site: str | None) -> Response:
+    def _recovery(self, params: Mapping[str, str]) -> Response:
+        refused = self._faulty(RECOVERY_REPORT)
+        if refused is not None:
+            return refused
+        try:
+            query = parse_recovery_query(
+                params,
+                utc_offset_minutes=self.settings.utc_offset_minutes,
+                ignored=self.faults.recovery_ignored_params,
+            )
+        except FilterError as error:
+            return _message(400, str(error))
+        return Response(200, self.recovery_body(query))
+
+    def recovery_body(self, query: RecoveryQuery, *, every_page: bool = False) -> bytes:
+        """The JSON array ``GET /v1/reports/recovery`` answers for ``query`` now (all pages
+        with ``every_page``); no fault knob applies but ``malformed_recovery_rate``."""
+        now_ms = self.clock.now_ms()
+        report = self.recovery
+        found = report.operations(now_ms, query) if every_page else report.page(now_ms, query)
+        entries = [
+            report.entry(
+                operation,
+                date_text=self.wire.date_text,
+                windows=self.settings.date_style == "windows",
+                with_vpg_identifier=not self.settings.include_task_identifier,
+                malformed_rate=self.faults.malformed_recovery_rate,
+            )
+            for operation in found
+        ]
+        return self.wire.encode(entries)
+
+    def _faulty(self, template: str) -> Response | None:
+        """The answer the listing fault knobs give ``template`` now, or None."""
         if template in self.faults.missing_listings:
             self.faults.injected.add("missing_listing")
             return _message(404, f"No HTTP resource was found that matches '{template}'.")
@@ -314,6 +367,12 @@ class ZvmApi:
         if kind is not None:
             self.faults.injected.add("misshapen_listing")
             return _misshapen(kind, template)
+        return None
+
+    def _listing(self, template: str, site: str | None) -> Response:
+        refused = self._faulty(template)
+        if refused is not None:
+            return refused
         base = self.wire.base_url
         inventory = self.inventory
         settings = self.settings

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from zvm_simulator.api import LISTINGS
+from zvm_simulator.api import FAULTY_ROUTES
 from zvm_simulator.settings import Faults, SimulatorSettings
 from zvm_simulator.simulator import Simulator, serve_forever
 
@@ -49,9 +49,10 @@ def _span_or_never(text: str) -> timedelta | None:
 
 
 def _listings(paths: tuple[str, ...]) -> list[str]:
-    unknown = [path for path in paths if path not in LISTINGS]
+    unknown = [path for path in paths if path not in FAULTY_ROUTES]
     if unknown:
-        raise ValueError(f"{', '.join(unknown)}: not a listing (one of {', '.join(LISTINGS)})")
+        known = ", ".join(FAULTY_ROUTES)
+        raise ValueError(f"{', '.join(unknown)}: not a listing (one of {known})")
     return list(paths)
 
 
@@ -108,6 +109,8 @@ def _settings(options: dict[str, Any]) -> SimulatorSettings:
             missing_listings=set(read("missing_listing", _listings)),
             failing_listings=set(read("failing_listing", _listings)),
             misshapen_listings=read("misshapen_listing", _misshapen),
+            malformed_recovery_rate=options["malformed_recovery_rate"],
+            recovery_ignored_params={name.lower() for name in options["recovery_ignore"]},
         ),
         vpg_rename_after=read("vpg_rename_after", _span_or_never),
         vpg_delete_after=read("vpg_delete_after", _span_or_never),
@@ -172,16 +175,34 @@ def _settings(options: dict[str, Any]) -> SimulatorSettings:
 @click.option("--session-ttl", type=float, default=None, help="Sessions die after S seconds.")
 @click.option("--token-lifetime", default=300.0, show_default=True, help="Keycloak expires_in.")
 @click.option(
-    "--missing-listing", multiple=True, metavar="PATH", help="Answer this listing 404 (repeatable)."
+    "--missing-listing",
+    multiple=True,
+    metavar="PATH",
+    help="Answer this listing (or /v1/reports/recovery) 404 (repeatable).",
 )
 @click.option(
-    "--failing-listing", multiple=True, metavar="PATH", help="Answer this listing 500 (repeatable)."
+    "--failing-listing",
+    multiple=True,
+    metavar="PATH",
+    help="Answer this listing (or /v1/reports/recovery) 500 (repeatable).",
 )
 @click.option(
     "--misshapen-listing",
     multiple=True,
     metavar="PATH=KIND",
     help="Answer this listing 200 with a wrong shape: wrong-type, html or invalid-json.",
+)
+@click.option(
+    "--malformed-recovery-rate",
+    default=0.0,
+    show_default=True,
+    help="Fraction of bad recovery operations in /v1/reports/recovery.",
+)
+@click.option(
+    "--recovery-ignore",
+    multiple=True,
+    metavar="PARAM",
+    help="Ignore this /v1/reports/recovery parameter (startTime, pageNumber...; repeatable).",
 )
 @click.option(
     "--vpg-rename-after", default="30m", show_default=True, help="Rename a VPG then (or never)."
@@ -200,7 +221,8 @@ def simulate(**options: Any) -> None:
 
     A seeded, deterministic ZVM with days of task history, tasks that arrive and run as
     time passes, both logins, the six filters, named VPGs, sites and hosts (listings such
-    as /v1/vpgs), and fault knobs: for demos, tests and dashboards without a ZVM.
+    as /v1/vpgs), the Recovery Report of its failovers, tests and moves, and fault knobs:
+    for demos, tests and dashboards without a ZVM.
 
     \b
     Example:

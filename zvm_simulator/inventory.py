@@ -193,6 +193,20 @@ class Inventory:
                 raise KeyError(identifier)
             self._vpg_site_names[identifier] = name if in_vpgs is None else in_vpgs
 
+    def vpg_at(self, identifier: str, at_ms: int) -> tuple[str, str, str] | None:
+        """(name as of ``at_ms``, protected site name, recovery site name) of a VPG, the
+        site names as the VPG listing gives them now; None for a VPG this ZVM never had."""
+        with self._lock:
+            vpg = self._vpgs.get(identifier)
+            if vpg is None:
+                return None
+            named = self._vpg_site_names
+            local = named.get(self.site_id, self.site_name)
+            peer = named.get(self.peer_site_id, self.peer_site_name)
+            _listed, name = vpg.state_at(at_ms)
+        protected, recovery = (peer, local) if vpg.reversed else (local, peer)
+        return name, protected, recovery
+
     def vpg_names(self, now_ms: int) -> dict[str, str]:
         """The VPGs listed as of ``now_ms``, by identifier, with their names."""
         with self._lock:

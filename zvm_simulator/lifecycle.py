@@ -162,6 +162,23 @@ class Lifecycle:
         return phases
 
     @property
+    def in_progress_ms(self) -> int:
+        """How long the task spent InProgress up to Completed (or up to its last phase): its
+        duration less the time it waited for the user, was paused or was cancelling. The
+        simulated Recovery Report takes it as the operation's RTO."""
+        outline = self._outline
+        if self._phases is None and outline is not None:
+            return outline.work_ms
+        phases = self.phases
+        return sum(
+            end - start
+            for start, end, state in zip(
+                phases.offsets[:-1], phases.offsets[1:], phases.states[:-1], strict=True
+            )
+            if state == _IN_PROGRESS
+        )
+
+    @property
     def final_progress(self) -> int:
         """Progress shown once the last phase is reached."""
         if self._phases is None and self.final_state == _COMPLETED:

@@ -102,6 +102,15 @@ class Faults:
       each a ``200``: ``"wrong-type"`` (a JSON object where the API gives an array, an array
       where it gives an object), ``"html"`` (a login page, as a proxy in front of the ZVM
       serves) or ``"invalid-json"`` (a body cut short).
+    - The three listing knobs also take the Recovery Report's route, ``/v1/reports/recovery``
+      (a ZVM without the report, or failing it).
+    - ``malformed_recovery_rate``: fraction of recovery operations served malformed, drawn
+      like ``malformed_rate`` (stable per operation); the kinds rotate among a ``StartTime``
+      that is not a date, an ``RTOInSeconds`` that is not a number and a step that is not
+      an object (:data:`~zvm_simulator.recovery.MALFORMED_OPERATION_KINDS`).
+    - ``recovery_ignored_params``: Recovery Report parameters (lower-cased names:
+      ``starttime``, ``endtime``, ``pagenumber``...) the ZVM ignores, as a version that does
+      not know them would: it answers as if they had not been sent.
 
     The random draws for ``error_rate`` and ``drop_rate`` come from generators seeded by the
     simulator's seed (one per knob), so the same sequence of requests meets the same faults.
@@ -121,6 +130,8 @@ class Faults:
     missing_listings: set[str] = field(default_factory=set)
     failing_listings: set[str] = field(default_factory=set)
     misshapen_listings: dict[str, str] = field(default_factory=dict)
+    malformed_recovery_rate: float = 0.0
+    recovery_ignored_params: set[str] = field(default_factory=set)
     injected: FaultCounts = field(default_factory=FaultCounts, compare=False, repr=False)
 
     def reset(self) -> None:

@@ -21,6 +21,7 @@ from zvm_simulator.clock import SimClock, to_ms
 from zvm_simulator.filters import TaskQuery
 from zvm_simulator.inventory import Inventory
 from zvm_simulator.lifecycle import Phase
+from zvm_simulator.recovery import RecoveryQuery, RecoveryReport
 from zvm_simulator.scenario import Scenario
 from zvm_simulator.server import SimulatorServer
 from zvm_simulator.settings import Faults, RequestRecord, SimulatorSettings
@@ -80,6 +81,12 @@ class Simulator:
             host_ids=scenario.host_ids,
             untouched_vpgs=self.settings.untouched_vpgs,
             extra_hosts=self.settings.extra_hosts,
+        )
+        self.recovery = RecoveryReport(
+            seed=self.settings.seed,
+            scenario=scenario,
+            inventory=self.inventory,
+            retention_ms=self.settings.retention // timedelta(milliseconds=1),
         )
         self._plan_vpg_changes(to_ms(start))
         self.requests: list[RequestRecord] = []
@@ -158,6 +165,7 @@ class Simulator:
                 settings, issuer=f"{server.url}/auth/realms/zerto", monotonic=self._monotonic
             ),
             inventory=self.inventory,
+            recovery=self.recovery,
         )
         self._tls = tls
         self.ca_path = tls.ca_path if tls else None
@@ -229,6 +237,20 @@ class Simulator:
             return None
         data: dict[str, Any] = orjson.loads(body)
         return data
+
+    def recovery_operations(self) -> list[dict[str, Any]]:
+        """Every operation ``GET /v1/reports/recovery`` lists now, all pages, decoded (the
+        ``malformed_recovery_rate`` knob applies; no other fault knob does)."""
+        body = self._started().recovery_body(RecoveryQuery(), every_page=True)
+        data: list[dict[str, Any]] = orjson.loads(body)
+        return data
+
+    def amend_recovery_operation(
+        self, identifier: str, *, notes: str | None, status: str | None = None
+    ) -> None:
+        """From now on the report shows the operation with these ``notes`` (and ``status``,
+        when given): a ZVM that changes an operation it already reported."""
+        self.recovery.amend(identifier, notes=notes, status=status)
 
     @property
     def site_id(self) -> str:

@@ -63,7 +63,12 @@ def _quote(value: str | None) -> str:
 
 
 def _camel(name: str) -> str:
-    return name[:1].lower() + name[1:]
+    """camelCase as .NET writes it: a leading run of capitals is lowered but for the one
+    that starts the next word (``RTOInSeconds`` → ``rtoInSeconds``, ``Vpgs`` → ``vpgs``)."""
+    run = len(name) - len(name.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    if run > 1 and run < len(name):
+        run -= 1  # the last capital of the run starts the next word
+    return name[:run].lower() + name[run:]
 
 
 def _camel_keys(value: Any) -> Any:
@@ -213,8 +218,9 @@ class WireFormat:
         """Any other answer (entity listings) as bytes, in this ZVM's key case."""
         return orjson.dumps(_camel_keys(obj) if self._camel else obj)
 
-    def encode(self, obj: dict[str, Any]) -> bytes:
-        """A PascalCase task dict as wire bytes (key case applied, Windows dates escaped)."""
+    def encode(self, obj: dict[str, Any] | list[Any]) -> bytes:
+        """A PascalCase task dict (or a list of such documents) as wire bytes: key case
+        applied, Windows dates escaped."""
         if self._camel:
             obj = _camel_keys(obj)
         data = orjson.dumps(obj)
