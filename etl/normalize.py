@@ -31,6 +31,7 @@ from etl.zvm.dates import parse_zvm_date
 
 __all__ = [
     "ENTITY_KINDS",
+    "IDENTIFIER_MAX",
     "STATE_NAMES",
     "Entity",
     "Rejected",
@@ -39,6 +40,9 @@ __all__ = [
     "normalize_identifier",
     "normalize_task",
     "normalize_tasks",
+    "optional_text",
+    "raw_text",
+    "source_date",
 ]
 
 STATE_NAMES: dict[int, str] = {
@@ -232,18 +236,27 @@ def _entities(related: Any, kind: str) -> tuple[Entity, ...]:
     return tuple(found.items())
 
 
-def _date(task: dict[str, Any], name: str) -> tuple[datetime | None, int | None]:
-    value = _get(task, name)
-    try:
-        parsed = parse_zvm_date(None if value is _MISSING else value)
-    except ValueError as exc:
-        raise _Bad(f"{name}: {exc}") from None
+def source_date(value: object) -> tuple[datetime | None, int | None]:
+    """A date field's value (``/Date(ms[±hhmm])/`` or ISO-8601) as (aware UTC, the UTC
+    offset written in it); (None, None) for null, empty or before 1900 (.NET's unset
+    ``DateTime.MinValue``). ValueError, with a reason, for anything else."""
+    parsed = parse_zvm_date(value)
     if parsed is None or parsed.utc < _UNSET_BEFORE:
         return None, None
     return parsed.utc, parsed.offset_minutes
 
 
-def _raw_text(raw: object) -> str:
+def _date(task: dict[str, Any], name: str) -> tuple[datetime | None, int | None]:
+    value = _get(task, name)
+    try:
+        return source_date(None if value is _MISSING else value)
+    except ValueError as exc:
+        raise _Bad(f"{name}: {exc}") from None
+
+
+def raw_text(raw: object) -> str:
+    """A decoded record as compact JSON text, whatever it holds (what a rejected record
+    keeps)."""
     try:
         return orjson.dumps(raw).decode()
     except TypeError:  # e.g. an integer beyond 64 bits, which orjson cannot write
@@ -256,7 +269,7 @@ def normalize_task(raw: object) -> TaskRecord | Rejected:
     Never raises for bad input: every problem becomes a Rejected.
     """
     if not isinstance(raw, dict):
-        return Rejected(f"a task must be a JSON object, got {type(raw).__name__}", _raw_text(raw))
+        return Rejected(f"a task must be a JSON object, got {type(raw).__name__}", raw_text(raw))
     identifier: str | None = None
     try:
         identifier = _identifier(raw)
@@ -293,9 +306,9 @@ def normalize_task(raw: object) -> TaskRecord | Rejected:
                 "the record contains a NUL character (\\u0000), which PostgreSQL cannot store"
             )
     except _Bad as exc:
-        return Rejected(str(exc), _raw_text(raw), identifier)
+        return Rejected(str(exc), raw_text(raw), identifier)
     except TypeError as exc:  # orjson: something JSON cannot hold (only from hand-made input)
-        return Rejected(f"the record cannot be stored as JSON: {exc}", _raw_text(raw), identifier)
+        return Rejected(f"the record cannot be stored as JSON: {exc}", raw_text(raw), identifier)
     task_id, dot, site = identifier.partition(".")
     try:
         vpgs, hosts, sites, flrs = (_entities(related, kind) for kind in ENTITY_KINDS)
@@ -308,8 +321,8 @@ def normalize_task(raw: object) -> TaskRecord | Rejected:
         type=task_type,
         state=state,
         progress=progress,
-        initiated_by=_optional_text(raw, "InitiatedBy"),
-        complete_reason=_optional_text(raw, "CompleteReason"),
+        initiated_by=optional_text(raw, "InitiatedBy"),
+        complete_reason=optional_text(raw, "CompleteReason"),
         is_cancellable=cancellable,
         started_at=started_at,
         completed_at=completed_at,
@@ -328,7 +341,9 @@ def normalize_task(raw: object) -> TaskRecord | Rejected:
     )
 
 
-def _optional_text(raw: dict[str, Any], name: str) -> str | None:
+def optional_text(raw: dict[str, Any], name: str) -> str | None:
+    """``raw[name]`` (key matched case-insensitively) as text: None when absent or null, a
+    number or boolean written out."""
     value = _get(raw, name)
     if value is _MISSING or value is None:
         return None
