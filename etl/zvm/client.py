@@ -347,9 +347,11 @@ class ZvmClient:
         *,
         expected: type[list[Any]] | type[dict[str, Any]],
         deadline: Deadline | None = None,
+        params: dict[str, str] | None = None,
     ) -> Any:
-        """``GET path`` of an entity listing (``/v1/vpgs``...): the decoded JSON, which must be
-        a JSON array (``expected=list``) or object (``expected=dict``).
+        """``GET path`` of an entity listing (``/v1/vpgs``...) or a report page, with the query
+        ``params``: the decoded JSON, which must be a JSON array (``expected=list``) or object
+        (``expected=dict``).
 
         The same auth, retries and TLS as the tasks; a 404 (a ZVM version or role without
         the listing) raises ZvmResponseError with ``status_code`` 404, like any other 4xx.
@@ -358,7 +360,7 @@ class ZvmClient:
         attempt's timeout is cut to what is left before it; ZvmRetriesExhausted then names
         the deadline's setting.
         """
-        response = self._request("GET", path, deadline=deadline)
+        response = self._request("GET", path, params=params, deadline=deadline)
         body = self._json(response, f"GET {path}")
         if not isinstance(body, expected):
             shape = "a JSON array" if expected is list else "a JSON object"
