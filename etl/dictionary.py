@@ -42,6 +42,9 @@ TABLE_GRAINS = {
     "etl_runs": "one row per pass over one ZVM",
     "rejected_tasks": "one row per distinct bad record per ZVM",
     "verifications": "one row per ZVM per `zvm-etl verify`",
+    "recovery_operations": "one row per recovery operation per ZVM whose Recovery Report lists it",
+    "recovery_operation_steps": "one row per step of a recovery operation, in the report's order",
+    "rejected_recovery_operations": "one row per distinct bad Recovery Report entry per ZVM",
 }
 
 

@@ -41,6 +41,14 @@ SPEC_TABLES = {
     "etl_runs",
     "rejected_tasks",
     "verifications",
+    "recovery_operations",
+    "recovery_operation_steps",
+    "rejected_recovery_operations",
+}
+RECOVERY_TABLES = {
+    "recovery_operations",
+    "recovery_operation_steps",
+    "rejected_recovery_operations",
 }
 VIEWS = {
     "v_tasks",
@@ -49,7 +57,9 @@ VIEWS = {
     "v_open_tasks",
     "v_etl_health",
     "v_task_vpgs",
+    "v_recovery_operations",
 }
+VIEWS_0004 = VIEWS - {"v_recovery_operations"}
 DIALECTS = ("sqlite", "postgresql", "mysql", "mariadb")
 
 
@@ -645,7 +655,8 @@ def test_revision_0004_adds_the_verifications_table_and_removes_it_down(
     database_url: str,
 ) -> None:
     db.upgrade(database_url, "0003")
-    assert _objects(database_url) == (SPEC_TABLES - {"verifications"} | {"alembic_version"}, VIEWS)
+    before = SPEC_TABLES - {"verifications"} - RECOVERY_TABLES | {"alembic_version"}
+    assert _objects(database_url) == (before, VIEWS_0004)
     db.upgrade(database_url)
     now = datetime.now(UTC)
     table = schema.verifications
@@ -666,7 +677,87 @@ def test_revision_0004_adds_the_verifications_table_and_removes_it_down(
     finally:
         engine.dispose()
     db.downgrade(database_url, "0003")
-    assert _objects(database_url) == (SPEC_TABLES - {"verifications"} | {"alembic_version"}, VIEWS)
+    assert _objects(database_url) == (before, VIEWS_0004)
+    db.upgrade(database_url)
+    assert db.drift(database_url) == []
+
+
+def test_revision_0005_adds_the_recovery_report_and_removes_it_down(database_url: str) -> None:
+    db.upgrade(database_url, "0004")
+    before = SPEC_TABLES - RECOVERY_TABLES | {"alembic_version"}
+    assert _objects(database_url) == (before, VIEWS_0004)
+    at = datetime(2031, 3, 1, 9, 5, tzinfo=UTC)
+    engine = db.make_engine(database_url)
+    zvms = _columns("zvms", name=sa.Text(), url=sa.Text(), added_at=types.UtcDateTime())
+    try:
+        with engine.begin() as connection:
+            connection.execute(zvms.insert().values(name="nyc", url="https://nyc", added_at=at))
+        db.upgrade(database_url)
+        assert _objects(database_url) == (SPEC_TABLES | {"alembic_version"}, VIEWS)
+        operations, steps = schema.recovery_operations, schema.recovery_operation_steps
+        operation = {
+            "zvm": "nyc",
+            "operation_identifier": "op-1",
+            "vpg_name": "Finance 01",
+            "recovery_type": "FailoverTest",
+            "started_at": at,
+            "rto_seconds": 125.0,
+            "status": "Success",
+            "payload": {"RecoveryOperationIdentifier": "op-1"},
+            "payload_hash": "0" * 64,
+            "first_seen_at": at,
+            "last_seen_at": at,
+            "last_changed_at": at,
+        }
+        step = {"zvm": "nyc", "operation_identifier": "op-1", "result": "Failed"}
+        with engine.begin() as connection:
+            zvm = connection.execute(sa.select(schema.zvms)).one()
+            assert (zvm.name, zvm.recovery_report_read_at, zvm.recovery_report_error) == (
+                "nyc",
+                None,
+                None,
+            )
+            connection.execute(operations.insert().values(**operation))
+            connection.execute(steps.insert(), [step | {"step_number": n} for n in (1, 2)])
+        [row] = rows(engine, "SELECT * FROM v_recovery_operations")
+        assert (row.operation_identifier, row.vpg_name, row.outcome) == (
+            "op-1",
+            "Finance 01",
+            "succeeded",
+        )
+        assert (row.steps, row.failed_steps, row.rto_seconds, row.task_identifier) == (
+            2,
+            2,
+            125.0,
+            None,
+        )
+        # MariaDB reports a failed CHECK as an OperationalError, the others as IntegrityError.
+        with (
+            pytest.raises(sa.exc.DBAPIError, match="ck_recovery_operations_vpg_link"),
+            engine.begin() as connection,
+        ):
+            connection.execute(
+                operations.insert().values(
+                    **(operation | {"operation_identifier": "op-2", "vpg_link": "guess"})
+                )
+            )
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            connection.execute(
+                steps.insert().values(**(step | {"operation_identifier": "op-9", "step_number": 1}))
+            )
+        with pytest.raises(sa.exc.IntegrityError), engine.begin() as connection:
+            connection.execute(operations.insert().values(**operation))  # the same operation
+    finally:
+        engine.dispose()
+    db.downgrade(database_url, "0004")
+    assert _objects(database_url) == (before, VIEWS_0004)
+    engine = db.make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(sa.select(zvms.c.name)).scalars().all() == ["nyc"]
+        assert rows(engine, "SELECT zvm FROM v_etl_health") == [("nyc",)]
+    finally:
+        engine.dispose()
     db.upgrade(database_url)
     assert db.drift(database_url) == []
 

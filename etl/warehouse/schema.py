@@ -32,6 +32,7 @@ from sqlalchemy import (
     Column,
     Double,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -50,6 +51,7 @@ from etl.warehouse.types import Json, UtcDateTime
 __all__ = [
     "FINAL_STATES",
     "NAMING_CONVENTION",
+    "RECOVERY_VPG_LINKS",
     "RUN_STATUSES",
     "RUN_TRIGGERS",
     "TASK_STATES",
@@ -58,6 +60,9 @@ __all__ = [
     "flr_sessions",
     "hosts",
     "metadata",
+    "recovery_operation_steps",
+    "recovery_operations",
+    "rejected_recovery_operations",
     "rejected_tasks",
     "sites",
     "sync_cursors",
@@ -141,10 +146,25 @@ zvms = _table(
         Text,
         doc="what failed the last time its listings were read; null when every listing answered",
     ),
+    Column(
+        "recovery_report_read_at",
+        UtcDateTime(),
+        doc="when a pass last read its Recovery Report (/v1/reports/recovery); null: never",
+    ),
+    Column(
+        "recovery_report_error",
+        Text,
+        doc=(
+            "what went wrong the last time the report was read (missing, failing, a filter or "
+            "paging the ZVM ignored, rejected entries); null when it answered as asked"
+        ),
+    ),
 )
 """One row per configured ZVM. ``site_identifier`` comes from ``/v1/localsite`` (or, until
 its names are read, from its tasks); ``names_refreshed_at`` is when its entity listings
-were last read and ``names_error`` what failed then (null: every listing answered)."""
+were last read and ``names_error`` what failed then (null: every listing answered);
+``recovery_report_read_at`` and ``recovery_report_error`` say the same of its Recovery
+Report."""
 
 task_states = _table(
     "task_states",
@@ -544,6 +564,146 @@ rejected_tasks = _table(
 )
 """Records that could not be loaded, with the raw text and a reason a person can act on;
 ``task_identifier`` is set when one could be read from the record."""
+
+
+RECOVERY_VPG_LINKS = ("reported", "name", "task")
+
+recovery_operations = _table(
+    "recovery_operations",
+    Column("zvm", ZVM_NAME, ForeignKey("zvms.name"), doc="the ZVM whose report lists it"),
+    Column(
+        "operation_identifier",
+        IDENTIFIER,
+        doc=(
+            "RecoveryOperationIdentifier; for an entry without one, 'sha256:' and the hex "
+            "sha256 of the ZVM, the VPG (identifier, else name), the type and the start"
+        ),
+    ),
+    Column(
+        "vpg_identifier",
+        IDENTIFIER,
+        doc=(
+            "the VPG: the report's VpgIdentifier, else the VPG matched by name or through the "
+            "task (vpg_link says which); null when none could be"
+        ),
+    ),
+    Column(
+        "vpg_link",
+        String(16),
+        doc="how vpg_identifier was found: reported, name or task; null when it was not",
+    ),
+    Column("vpg_name", Text, doc="VpgName as the report gives it (the name at the time)"),
+    Column(
+        "recovery_type",
+        String(64),
+        doc="RecoveryType: Failover, FailoverTest or Move (another value as written)",
+    ),
+    Column("protected_site_name", Text, doc="ProtectedSiteName, as reported"),
+    Column("recovery_site_name", Text, doc="RecoverySiteName, as reported"),
+    Column("started_at", UtcDateTime(), nullable=False, doc="StartTime, in UTC"),
+    Column("ended_at", UtcDateTime(), doc="EndTime, in UTC; null when not given"),
+    Column("point_in_time", UtcDateTime(), doc="PointInTime: the checkpoint recovered to (UTC)"),
+    Column(
+        "rto_seconds",
+        Double(),
+        doc="RTOInSeconds: the recovery time the ZVM measured, in seconds",
+    ),
+    Column("status", Text, doc="Status as reported: Success or Fail"),
+    Column("initiated_by", Text, doc="InitiatedBy: who started the operation"),
+    Column("notes", Text, doc="Notes: what the operator wrote"),
+    Column(
+        "task_identifier",
+        IDENTIFIER,
+        doc=(
+            "the task of the operation (tasks.task_identifier): the task of its type on its VPG "
+            "that started closest to it, within 5 minutes; null when none did"
+        ),
+    ),
+    Column(
+        "task_match_seconds",
+        Double(),
+        doc="how far apart the operation's and the task's starts are, in seconds",
+    ),
+    Column("payload", Json(), nullable=False, doc="the report's entry exactly as received"),
+    Column(
+        "payload_hash",
+        String(64),
+        nullable=False,
+        doc="sha256 (hex) of the entry as received: how a read tells an updated operation",
+    ),
+    Column("first_seen_at", UtcDateTime(), nullable=False, doc="when the ETL first loaded it"),
+    Column("last_seen_at", UtcDateTime(), nullable=False, doc="when the ETL last received it"),
+    Column(
+        "last_changed_at",
+        UtcDateTime(),
+        nullable=False,
+        doc="when a read last found it changed (its entry differed)",
+    ),
+    PrimaryKeyConstraint("zvm", "operation_identifier"),
+    CheckConstraint(column("vpg_link").in_(RECOVERY_VPG_LINKS), name="vpg_link"),
+    Index(None, "zvm", "started_at"),
+    Index(None, "task_identifier"),
+    Index(None, "vpg_identifier"),
+)
+"""One row per recovery operation (Failover, FailoverTest, Move) per ZVM whose Recovery
+Report lists it, its latest known version. Re-reading an operation updates its row; its
+link to a task and a VPG is made again each time it is read (``etl/warehouse/recovery.py``)."""
+
+recovery_operation_steps = _table(
+    "recovery_operation_steps",
+    Column("zvm", ZVM_NAME, doc="the ZVM (recovery_operations.zvm)"),
+    Column(
+        "operation_identifier",
+        IDENTIFIER,
+        doc="the operation (recovery_operations.operation_identifier)",
+    ),
+    Column(
+        "step_number",
+        Integer,
+        autoincrement=False,
+        doc="the step's place in the report, from 1",
+    ),
+    Column("description", Text, doc="Description"),
+    Column("result", Text, doc="Result: Success, Failed..."),
+    Column("started_at", UtcDateTime(), doc="StartTime, in UTC; null when not given"),
+    Column("ended_at", UtcDateTime(), doc="EndTime, in UTC; null when not given"),
+    Column(
+        "execution_seconds",
+        Double(),
+        doc="ExecutionTime in seconds (given as seconds or as a time span hh:mm:ss)",
+    ),
+    PrimaryKeyConstraint("zvm", "operation_identifier", "step_number"),
+    ForeignKeyConstraint(
+        ["zvm", "operation_identifier"],
+        ["recovery_operations.zvm", "recovery_operations.operation_identifier"],
+    ),
+)
+"""One row per step of a recovery operation, in the report's order; an operation read again
+has its steps replaced."""
+
+rejected_recovery_operations = _table(
+    "rejected_recovery_operations",
+    Column("id", Integer, primary_key=True, autoincrement=True, doc="increasing number"),
+    Column(
+        "run_id",
+        Integer,
+        ForeignKey("etl_runs.run_id"),
+        nullable=False,
+        doc="the pass that first received the entry (etl_runs.run_id)",
+    ),
+    Column("zvm", ZVM_NAME, nullable=False, doc="the ZVM that sent it"),
+    Column(
+        "operation_identifier",
+        IDENTIFIER,
+        doc="the operation's identifier, when one could be read from the entry",
+    ),
+    Column("received_at", UtcDateTime(), nullable=False, doc="when it was received"),
+    Column("reason", Text, nullable=False, doc="what is wrong, in words a person can act on"),
+    Column("payload", Text, nullable=False, doc="the raw entry, as JSON text"),
+    Index(None, "run_id"),
+)
+"""Recovery Report entries that could not be loaded, with the raw text and the reason; the
+same entry received again is stored once per ZVM."""
 
 
 def _count(name: str, doc: str) -> Column[int]:
