@@ -45,6 +45,9 @@ demo: $(STAMP) ## Start the bundled ZVM simulator and show what the ETL gets fro
 dictionary: $(STAMP) ## Regenerate docs/data-dictionary.md from the schema and the view files
 	$(BIN)/python -m etl.dictionary docs/data-dictionary.md
 
+dashboards: $(STAMP) ## Regenerate dashboards/ (Grafana's files) from etl/dashboards/; docs/bi.md says how to load them
+	$(BIN)/python -m etl.dashboards dashboards
+
 run: $(STAMP) ## Schedule syncs with ./config.yaml, or the bundled simulator into ./warehouse.db
 	$(BIN)/python scripts/localrun.py
 
@@ -66,4 +69,4 @@ soak: $(STAMP) ## The scheduler vs 3 faulty simulated ZVMs for SOAK_SECONDS (600
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
 
-.PHONY: help install test test-fast lint format demo dictionary run bench bench-quick soak clean
+.PHONY: help install test test-fast lint format demo dictionary dashboards run bench bench-quick soak clean
