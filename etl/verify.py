@@ -103,7 +103,8 @@ class Seen:
 
 def normalize_seen(raw: object) -> Seen:
     """One raw task object as :mod:`etl.normalize` reads it (a malformed one keeps what
-    can be read of its identifier and ``Started``). Pure."""
+    can be read of its identifier and ``Started``: none before 1900, .NET's unset date).
+    Pure."""
     result = normalize_task(raw)
     if isinstance(result, TaskRecord):
         return Seen(result.task_identifier, result.started_at, result.completed_at, False)
@@ -113,7 +114,8 @@ def normalize_seen(raw: object) -> Seen:
             parsed = parse_zvm_date(get_field(raw, "Started"))
         except ValueError:
             parsed = None
-        started = parsed.utc if parsed is not None else None
+        if parsed is not None and parsed.utc.year >= 1900:
+            started = parsed.utc
     return Seen(result.task_identifier, started, None, True)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 from etl.config import Config, parse_config
 from etl.sync import backfill_all, sync_all
-from etl.verify import Verification, verify_all
+from etl.verify import Seen, Verification, normalize_seen, verify_all
 from etl.warehouse import schema
 from tests.syncing import (
     PASSWORD,
@@ -68,6 +68,26 @@ def ids_started_on(engine: Engine, day: date) -> list[str]:
                 .order_by(tasks.c.task_identifier)
             ).scalars()
         )
+
+
+def test_normalize_seen_keeps_what_a_malformed_record_still_tells() -> None:
+    started = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
+    good = {
+        "TaskIdentifier": "t1.s",
+        "Type": "FailOverTest",
+        "Status": {"State": 6, "Progress": 100},
+        "Started": "/Date(1772357400000+0300)/",
+        "Completed": "/Date(1772357460000+0300)/",
+    }
+    seen = normalize_seen(good)
+    assert seen == Seen("t1.s", started, started + timedelta(minutes=1), malformed=False)
+    bad_state = good | {"Status": {"State": 42}}
+    assert normalize_seen(bad_state) == Seen("t1.s", started, None, malformed=True)
+    unset = good | {"Status": {"State": 42}, "Started": "/Date(-62135596800000)/"}
+    assert normalize_seen(unset) == Seen("t1.s", None, None, malformed=True)
+    nameless = {k: v for k, v in good.items() if k != "TaskIdentifier"}
+    assert normalize_seen(nameless) == Seen(None, started, None, malformed=True)
+    assert normalize_seen([1, 2]) == Seen(None, None, None, malformed=True)
 
 
 def test_a_complete_warehouse_verifies_complete_day_by_day_and_nothing_else_changes(
