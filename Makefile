@@ -45,8 +45,22 @@ demo: $(STAMP) ## Start the bundled ZVM simulator and show what the ETL gets fro
 dictionary: $(STAMP) ## Regenerate docs/data-dictionary.md from the schema and the view files
 	$(BIN)/python -m etl.dictionary docs/data-dictionary.md
 
-dashboards: $(STAMP) ## Regenerate dashboards/ (Grafana's files) from etl/dashboards/; docs/bi.md says how to load them
+dashboards: $(STAMP) ## Regenerate dashboards/ (Grafana's files, Superset's bundle) from etl/dashboards/; see docs/bi.md
 	$(BIN)/python -m etl.dashboards dashboards
+
+# Apache Superset's own venv (it pins SQLAlchemy < 2): never the product's.
+SUPERSET_PYTHON ?= python3.11
+SUPERSET_VENV := build/superset/venv
+SUPERSET_STAMP := $(SUPERSET_VENV)/.installed-stamp
+
+$(SUPERSET_STAMP): dashboards/superset/requirements.txt
+	$(SUPERSET_PYTHON) -m venv $(SUPERSET_VENV)
+	$(SUPERSET_VENV)/bin/pip install --quiet --upgrade pip
+	$(SUPERSET_VENV)/bin/pip install --quiet -r dashboards/superset/requirements.txt
+	@touch $(SUPERSET_STAMP)
+
+superset-check: $(STAMP) $(SUPERSET_STAMP) ## Superset (own venv) imports the bundle on a PostgreSQL warehouse (ZVM_ETL_TEST_POSTGRES_URL), every chart answers, Chromium draws a PNG (~2.5 min; not in make test)
+	$(BIN)/python scripts/superset_check.py $(if $(SUPERSET_SCREENSHOT),--screenshot $(SUPERSET_SCREENSHOT))
 
 run: $(STAMP) ## Schedule syncs with ./config.yaml, or the bundled simulator into ./warehouse.db
 	$(BIN)/python scripts/localrun.py
@@ -69,4 +83,4 @@ soak: $(STAMP) ## The scheduler vs 3 faulty simulated ZVMs for SOAK_SECONDS (600
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist
 
-.PHONY: help install test test-fast lint format demo dictionary dashboards run bench bench-quick soak clean
+.PHONY: help install test test-fast lint format demo dictionary dashboards superset-check run bench bench-quick soak clean

@@ -1,8 +1,10 @@
-"""A login in the read-only role of ``sql/roles/``, as a BI tool gets one (docs/bi.md).
+"""For the BI tests: a warehouse worth reading, and a login in the read-only role of
+``sql/roles/`` as a BI tool gets one (docs/bi.md).
 
 :func:`reader_login` applies the database's script with its own client (psql, mariadb),
 creates a login in the role and yields its URL; afterwards both are dropped. Role and login
-names are unique per call (roles are server-wide).
+names are unique per call (roles are server-wide). :func:`fill_from_simulator` loads a
+simulated ZVM's history with what every dashboard panel needs.
 """
 
 from __future__ import annotations
@@ -12,10 +14,16 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
+
+from etl.verify import verify_all
+from tests.syncing import make_config, one_pass
+from zvm_simulator import Simulator
+from zvm_simulator.catalog import State
 
 ROOT = Path(__file__).resolve().parents[1]
 PASSWORD = "Read-0nly-pw"
@@ -72,3 +80,27 @@ def reader_login(admin: Engine) -> Iterator[URL]:
             for user in users:
                 connection.execute(sa.text(f"DROP USER IF EXISTS {user}"))
             connection.exec_driver_sql(f"DROP ROLE IF EXISTS {reader}")
+
+
+def fill_from_simulator(sim: Simulator, warehouse: Engine, url: str) -> None:
+    """Add what every panel needs on top of the simulator's history (DR tests that
+    succeeded and failed, a task waiting for user input, one that runs), load it all with
+    a pass, and verify it (the verifications table)."""
+    now = sim.now()
+    first, second = sim.vpg_ids[:2]
+    sim.add_task(started=now - timedelta(days=3), vpgs=[first], initiated_by="O'Brien")
+    sim.add_task(started=now - timedelta(days=2), vpgs=[second], state=State.FAILED)
+    sim.add_task(
+        task_type="Move",
+        started=now - timedelta(hours=5),
+        vpgs=[first],
+        duration=timedelta(minutes=10),
+        state=State.WAITING_FOR_USER_INPUT,
+    )
+    sim.add_task(task_type="InstallVra", started=now - timedelta(hours=1), duration=None)
+    config = make_config(sim, url)
+    assert one_pass(config, warehouse).succeeded
+    sim.advance(timedelta(minutes=20))
+    assert one_pass(config, warehouse).succeeded
+    [verification] = verify_all(config, engine=warehouse)
+    assert verification.status == "complete"

@@ -24,12 +24,9 @@ from sqlalchemy.engine import Connection, Engine
 from etl.dashboards.generate import existing_files, generated_files
 from etl.dashboards.grafana import DATASOURCE_UID
 from etl.dashboards.panels import DASHBOARDS, DIALECTS, Panel
-from etl.verify import verify_all
 from tests.grafana_macros import Value, expand, expand_macros, used_variables
-from tests.readers import reader_login
-from tests.syncing import make_config, one_pass
+from tests.readers import fill_from_simulator, reader_login
 from zvm_simulator import Simulator
-from zvm_simulator.catalog import State
 
 ROOT = Path(__file__).resolve().parents[1]
 GRAFANA = ROOT / "dashboards" / "grafana"
@@ -151,30 +148,6 @@ def server(warehouse: Engine, backend: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def fill(sim: Simulator, warehouse: Engine, url: str) -> None:
-    """Add what every panel needs on top of the simulator's history (DR tests that
-    succeeded and failed, a task waiting for user input, one that runs), load it all with
-    a pass, and verify it (the verifications table)."""
-    now = sim.now()
-    first, second = sim.vpg_ids[:2]
-    sim.add_task(started=now - timedelta(days=3), vpgs=[first], initiated_by="O'Brien")
-    sim.add_task(started=now - timedelta(days=2), vpgs=[second], state=State.FAILED)
-    sim.add_task(
-        task_type="Move",
-        started=now - timedelta(hours=5),
-        vpgs=[first],
-        duration=timedelta(minutes=10),
-        state=State.WAITING_FOR_USER_INPUT,
-    )
-    sim.add_task(task_type="InstallVra", started=now - timedelta(hours=1), duration=None)
-    config = make_config(sim, url)
-    assert one_pass(config, warehouse).succeeded
-    sim.advance(timedelta(minutes=20))
-    assert one_pass(config, warehouse).succeeded
-    [verification] = verify_all(config, engine=warehouse)
-    assert verification.status == "complete"
-
-
 def variable_values(
     connection: Connection, model: dict[str, Any], dialect: str
 ) -> dict[str, Value]:
@@ -214,7 +187,7 @@ def check_panel(panel: Panel, columns: list[str], rows: list[tuple[Any, ...]]) -
 def test_every_panel_runs_as_the_reader_and_returns_what_its_chart_needs(
     sim: Simulator, warehouse: Engine, warehouse_url: str, server: Engine
 ) -> None:
-    fill(sim, warehouse, warehouse_url)
+    fill_from_simulator(sim, warehouse, warehouse_url)
     dialect = "postgresql" if server.dialect.name == "postgresql" else "mysql"
     start, end = sim.now() - timedelta(days=90), sim.now() + timedelta(days=1)
     with reader_login(server) as login:

@@ -5,16 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from etl.dashboards.grafana import grafana_files
+from etl.dashboards.superset import superset_files
 
 __all__ = ["GENERATED_DIRS", "generated_files", "write_tree"]
 
-GENERATED_DIRS = ("grafana",)
+GENERATED_DIRS = ("grafana", "superset/bundle")
 """The subdirectories of ``dashboards/`` that the generator owns entirely."""
 
 
 def generated_files() -> dict[str, str]:
     """Every generated file, by path relative to ``dashboards/`` (``/`` separated)."""
-    return {f"grafana/{path}": text for path, text in grafana_files().items()}
+    files = {f"grafana/{path}": text for path, text in grafana_files().items()}
+    return files | {f"superset/bundle/{path}": text for path, text in superset_files().items()}
 
 
 def existing_files(root: Path) -> dict[str, str]:
