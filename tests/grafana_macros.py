@@ -4,10 +4,12 @@ No Grafana server is installable here, so the dashboard tests expand the SQL the
 first the dashboard variables (the front end's interpolation: a multi-value or include-all
 variable becomes its values quoted as SQL strings, ``'` doubled, comma-separated; another
 variable its value as is), then the macros the dashboards use, as Grafana's back end
-writes them for each data source (pkg/tsdb/grafana-postgresql-datasource/macros.go and
-pkg/tsdb/mysql/macros.go, matching the macro tables of Grafana's data source docs). Only
-the macros the dashboards use are known: any other is an error, so a panel can never run
-here with a macro left unexpanded.
+writes them for each data source: Grafana's pkg/tsdb/grafana-postgresql-datasource/macros.go
+and pkg/tsdb/mysql/macros.go, which the data source docs' macro tables follow (the MySQL
+table still shows an older ``$__timeGroup``, ``cast(cast(UNIX_TIMESTAMP(c)/(300) as
+signed)*300 as signed)``; the code writes ``UNIX_TIMESTAMP(c) DIV 300 * 300``, used here).
+Only the macros the dashboards use are known: any other is an error, so a panel can never
+run here with a macro left unexpanded.
 """
 
 from __future__ import annotations
