@@ -241,6 +241,14 @@ class SyncConfig(_Model):
     a listing that failed is not asked again before the next refresh, and listings not yet
     read when it is spent are skipped with a warning; the names known so far stay. The
     tasks' own calls keep ``retry_for``."""
+    recovery_report: bool = True
+    """Whether every pass (and backfill) also reads the ZVM's Recovery Report
+    (``/v1/reports/recovery``): its failovers, tests and moves with their RTO."""
+    recovery_page_size: int = Field(default=500, ge=1, le=1000)
+    """Operations asked for per page of the report (the ZVM serves at most 1000)."""
+    recovery_report_budget: Duration = timedelta(seconds=60)
+    """The most time reading the report may add to a pass, every window and page together
+    (retries and waits included); what is left unread is read by the next pass."""
     jitter: Duration = timedelta(seconds=10)
     """Each scheduled pass starts up to this much later, at random (spreads ZVMs out); never
     more than a tenth of ``interval`` (``etl.scheduler.effective_jitter``), so a short
@@ -257,7 +265,13 @@ class SyncConfig(_Model):
     """Warn when the time since a ZVM's last success exceeds this fraction of its
     ``task_retention``: history older than the retention is purged by the ZVM."""
 
-    @field_validator("interval", "backfill_window", "max_backoff", "entity_refresh_budget")
+    @field_validator(
+        "interval",
+        "backfill_window",
+        "max_backoff",
+        "entity_refresh_budget",
+        "recovery_report_budget",
+    )
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):

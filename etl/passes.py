@@ -48,6 +48,12 @@ from etl.errors import ZvmResponseError
 from etl.names import Names, fetch_listings, normalize_listings
 from etl.normalize import normalize_identifier
 from etl.prefetch import Prefetch, normalize_batches
+from etl.recovery_sync import (
+    RecoveryOutcome,
+    ReportRun,
+    backfill_recovery_report,
+    sync_recovery_report,
+)
 from etl.warehouse.load import (
     LoadState,
     TaskLoader,
@@ -57,6 +63,7 @@ from etl.warehouse.load import (
     upsert_task_types,
 )
 from etl.warehouse.names import names_refreshed_at, save_names
+from etl.warehouse.recovery import relink_recovery_operations
 from etl.warehouse.runs import finish_run, record_progress
 from etl.windows import BOUNDARY_OVERLAP, MAX_WIDENING, Window, WindowPlanner, plan_windows
 from etl.zvm.client import TaskFilters, ZvmClient
@@ -130,6 +137,8 @@ class Pass:
         self.state = LoadState()
         """What the pass loaded so far, across its transactions."""
         self._started_cursor: datetime | None = None
+        self.recovery: RecoveryOutcome | None = None
+        """What the pass's read of the Recovery Report did (None: not read)."""
 
     # -- the three kinds of pass ---------------------------------------------------------------
 
@@ -154,6 +163,7 @@ class Pass:
             # Everything scanned is up to date: no task the ZVM shows later can have started
             # (or completed) before the scan's lower bound, whatever the tasks found.
             self._windows(planner, floor=floor)
+            self._read_recovery_report()
             return self._finish(types, refresh=False)
         self._started_cursor = cursors["started"]
         lower = cursors["started"] - self.settings.overlap
@@ -171,6 +181,7 @@ class Pass:
         completed = cursors.get("completed", cursors["started"]) - self.settings.overlap
         filters = TaskFilters(completed_after=completed, started_before=lower + BOUNDARY_OVERLAP)
         late = list(self.client.fetch_task_list(filters))
+        self._read_recovery_report()
         return self._finish(types, refresh=True, late=late)
 
     def run_backfill(
@@ -199,7 +210,18 @@ class Pass:
         self._windows(
             windows, floor=None, move_cursors=False, progress=progress, on_window=on_window
         )
+        self.recovery = backfill_recovery_report(self._report_run(), since=since, until=until)
         return self._finish(types, refresh=False, done_with=progress)
+
+    # -- the Recovery Report (etl/recovery_sync.py) ---------------------------------------
+
+    def _report_run(self) -> ReportRun:
+        return ReportRun(self.engine, self.zvm, self.settings, self.client, self.run_id, self.now)
+
+    def _read_recovery_report(self) -> None:
+        """Read the report from its cursor after the tasks' windows: a failure is a warning
+        recorded in ``zvms``, never a failed pass."""
+        self.recovery = sync_recovery_report(self._report_run(), settled=self.now - SETTLED)
 
     # -- windows ---------------------------------------------------------------------------
 
@@ -310,6 +332,9 @@ class Pass:
             loader.learn_site()
             if names is not None:
                 save_names(conn, self.zvm.name, names, now=self.now)
+            if self.recovery is not None:  # with the names and late tasks now known
+                since = self.now - self.zvm.task_retention
+                relink_recovery_operations(conn, self.zvm.name, started_since=since)
             finish_run(
                 conn,
                 self.run_id,

@@ -3,7 +3,9 @@
 :func:`read_status` reads it: one typed :class:`ZvmStatus` row per ZVM, configured or
 already in the warehouse; :func:`render_status` prints them as a table for people, and
 ``zvm-etl status --json`` as JSON for scripts. ``names_refreshed_at`` and ``names_error``
-say when the ZVM's names (VPGs, sites, hosts) were last read and which listings failed.
+say when the ZVM's names (VPGs, sites, hosts) were last read and which listings failed;
+``recovery_report_read_at`` and ``recovery_report_error`` the same of its Recovery Report
+(``recovery_operations`` held, ``recovery_cursor`` the start it has been read up to).
 
 ``last_verification_*`` describe the last ``zvm-etl verify`` of the ZVM (its status:
 complete, incomplete or failed), and ``proven_complete_at`` when a verification last found
@@ -78,6 +80,10 @@ class ZvmStatus:
     cursor_age_seconds: int | None
     names_refreshed_at: str | None = None
     names_error: str | None = None
+    recovery_report_read_at: str | None = None
+    recovery_report_error: str | None = None
+    recovery_operations: int = 0
+    recovery_cursor: str | None = None
     configured: bool = True
     stale_after_seconds: int = 0
     stale: bool = True
@@ -110,8 +116,18 @@ def _zvm_status(engine: Engine, name: str, url: str | None, now: datetime) -> Zv
     with connect(engine) as conn:
         conn.execution_options(sqlite_begin="DEFERRED")  # it only reads
         names = conn.execute(
-            select(zvms.c.names_refreshed_at, zvms.c.names_error).where(zvms.c.name == name)
+            select(
+                zvms.c.names_refreshed_at,
+                zvms.c.names_error,
+                zvms.c.recovery_report_read_at,
+                zvms.c.recovery_report_error,
+            ).where(zvms.c.name == name)
         ).first()
+        operations = conn.execute(
+            select(func.count())
+            .select_from(schema.recovery_operations)
+            .where(schema.recovery_operations.c.zvm == name)
+        ).scalar_one()
         last = conn.execute(
             select(runs).where(runs.c.zvm == name).order_by(runs.c.run_id.desc()).limit(1)
         ).first()
@@ -156,6 +172,10 @@ def _zvm_status(engine: Engine, name: str, url: str | None, now: datetime) -> Zv
         ),
         names_refreshed_at=_iso(names.names_refreshed_at) if names else None,
         names_error=names.names_error if names else None,
+        recovery_report_read_at=_iso(names.recovery_report_read_at) if names else None,
+        recovery_report_error=names.recovery_report_error if names else None,
+        recovery_operations=int(operations),
+        recovery_cursor=_iso(values.get("recovery_report")),
         last_verification_at=_iso(checked.finished_at) if checked else None,
         last_verification_status=checked.status if checked else None,
         last_verification_days_differing=checked.days_differing if checked else None,
@@ -287,6 +307,7 @@ def render_status(rows: list[ZvmStatus], *, console: Console | None = None) -> N
         )
         table.add_row("tasks", f"{row.tasks} held, {row.open_tasks} open")
         table.add_row("names", _names(row))
+        table.add_row("recovery report", _recovery(row))
         table.add_row("completeness", _completeness(row))
         table.add_row("health", _health(row))
         if row.last_error:
@@ -304,6 +325,17 @@ def _names(row: ZvmStatus) -> str:
     if row.names_error:
         problems = "[yellow]with problems (the names known before stay):[/yellow]"
         return f"{when}  {problems} {row.names_error}"
+    return f"{when}  [green]ok[/green]"
+
+
+def _recovery(row: ZvmStatus) -> str:
+    """When the Recovery Report was last read, how far, and what went wrong then."""
+    if row.recovery_report_read_at is None:
+        return "never read"
+    held = f"{row.recovery_operations} operations held, read up to {_when(row.recovery_cursor)}"
+    when = f"read {_when(row.recovery_report_read_at)}; {held}"
+    if row.recovery_report_error:
+        return f"{when}  [yellow]with problems:[/yellow] {row.recovery_report_error}"
     return f"{when}  [green]ok[/green]"
 
 

@@ -32,7 +32,9 @@ def rows(engine: Engine, table: str, key: str) -> dict[str, Any]:
 
 
 def listing_requests(sim: Simulator) -> list[str]:
-    return [r.path for r in sim.requests if not r.path.startswith(("/v1/tasks", "/v1/session"))]
+    """The entity listings asked for (not the tasks, the session or the Recovery Report)."""
+    other = ("/v1/tasks", "/v1/session", "/v1/reports/recovery")
+    return [r.path for r in sim.requests if not r.path.startswith(other)]
 
 
 class Clock:

@@ -67,7 +67,8 @@ def asked(sim: Simulator) -> Counter[str]:
 class SlowListings(httpx.BaseTransport):
     """Real HTTP to the simulator, where each entity listing's answer takes ``seconds`` of
     the injected clock; an attempt whose read timeout is shorter times out after its
-    timeout, as a real one would. The tasks' calls take no time. ``asked``: the listings
+    timeout, as a real one would. The tasks' (and the Recovery Report's) calls take no
+    time. ``asked``: the listings
     asked for, in order, answered or not."""
 
     def __init__(self, time: ManualTime, seconds: float) -> None:
@@ -77,7 +78,7 @@ class SlowListings(httpx.BaseTransport):
         self.http = httpx.HTTPTransport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        if not request.url.path.startswith(("/v1/tasks", "/v1/session")):
+        if not request.url.path.startswith(("/v1/tasks", "/v1/session", "/v1/reports/")):
             self.asked.append(request.url.path)
             timeout = request.extensions["timeout"]["read"]
             if timeout is not None and timeout < self.seconds:

@@ -361,5 +361,5 @@ def test_loading_is_set_based_not_a_round_trip_per_task(
         f"{first} statements for {result.counts.inserted} tasks"
     )
     # A few statements per table and transaction (the window's, then the last one), however
-    # many tasks: never one per task.
-    assert len(statements) < 80 < second.counts.received, statements
+    # many tasks: never one per task. (The Recovery Report's read adds about a dozen.)
+    assert len(statements) < 100 < second.counts.received, statements

@@ -47,6 +47,7 @@ __all__ = [
     "TaskLoader",
     "delete_cursor",
     "is_open",
+    "keep_rejected",
     "read_cursors",
     "save_cursors",
     "upsert_task_types",
@@ -149,6 +150,21 @@ def save_cursors(conn: Connection, zvm: str, values: dict[str, datetime], *, now
         if name not in current or value > current[name]
     ]
     upsert(conn, schema.sync_cursors, rows, key=["zvm", "cursor"], update=["value", "updated_at"])
+
+
+def keep_rejected(conn: Connection, table: Table, zvm: str, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` of a rejected-records table (``rejected_tasks``...), all of ZVM
+    ``zvm``, leaving out those whose ``payload`` (the raw record) this ZVM already has there:
+    a bad record received again through an overlap is stored once."""
+    statement = select(table.c.payload).where(
+        table.c.zvm == zvm, table.c.payload.in_(bindparam("raw", expanding=True))
+    )
+    kept: set[str] = set()
+    for chunk in chunked([row["payload"] for row in rows], 100):
+        kept.update(conn.execute(statement, {"raw": list(chunk)}).scalars())
+    new = [row for row in rows if row["payload"] not in kept]
+    if new:
+        conn.execute(table.insert(), new)
 
 
 def delete_cursor(conn: Connection, zvm: str, name: str) -> None:
@@ -332,13 +348,6 @@ class TaskLoader:
         this ZVM, received again through the overlap) is not stored twice.
         """
         self.counts.rejected += len(rejected)
-        table = schema.rejected_tasks
-        statement = select(table.c.payload).where(
-            table.c.zvm == self.zvm, table.c.payload.in_(bindparam("raw", expanding=True))
-        )
-        kept: set[str] = set()
-        for chunk in chunked([item.raw for item in rejected], 100):
-            kept.update(self.conn.execute(statement, {"raw": list(chunk)}).scalars())
         rows = [
             {
                 "run_id": self.run_id,
@@ -349,10 +358,8 @@ class TaskLoader:
                 "payload": item.raw,
             }
             for item in rejected
-            if item.raw not in kept
         ]
-        if rows:
-            self.conn.execute(schema.rejected_tasks.insert(), rows)
+        keep_rejected(self.conn, schema.rejected_tasks, self.zvm, rows)
 
     def open_tasks(
         self, *, started_since: datetime | None = None, not_seen_since: datetime | None = None
