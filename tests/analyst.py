@@ -19,6 +19,11 @@ queries' answers can be worked out by hand. The scenario, with what each part is
   then completed; ``w2`` has waited 300 s so far and still waits.
 - ETL runs of nyc: three passes two days ago (one failed; 2 rejected records), one
   yesterday.
+- Recovery operations (:data:`RECOVERY_OPERATIONS`): the Recovery Report's RTO of ft1
+  (75 s, where its task took 120 s), of the failed ft3, of the failover w1 (600 s of its
+  1900 s: the rest was waiting for the commit), two more tests of vpg-a on ft1's day with
+  no task (45 s and 135 s, for the percentiles), one 100 days ago, and a move of lon whose
+  VPG could not be found (reported as "Gone VPG").
 - Verifications (:data:`VERIFICATIONS`): nyc proven complete 30 hours ago, then found
   incomplete 6 hours ago (one day, 3 tasks missing in the warehouse); lon failed 5 hours
   ago and was never proven complete.
@@ -117,6 +122,74 @@ W2_CHANGES = [(0, 1), (100, 2)]
 W2_LAST_SEEN = W2_START + timedelta(seconds=400)
 TASKS = [*FAILOVER_TESTS, *WEEKLY_MOVES, *INSTALLS, SLOW, *WAITS]
 
+
+@dataclass(frozen=True)
+class Operation:
+    identifier: str
+    zvm: str
+    vpg: str | None
+    vpg_name: str
+    task: str | None
+    type: str
+    started_at: datetime
+    rto: float
+    status: str
+
+
+RECOVERY_OPERATIONS = [
+    Operation(
+        "op-ft1",
+        "nyc",
+        "vpg-a",
+        "Finance ERP",
+        "ft1.s",
+        "FailoverTest",
+        NOW - 10 * DAY,
+        75.0,
+        "Success",
+    ),
+    Operation(
+        "op-ft3",
+        "nyc",
+        "vpg-b",
+        "Médical Records",
+        "ft3.s",
+        "FailoverTest",
+        NOW - 5 * DAY,
+        40.0,
+        "Fail",
+    ),
+    Operation(
+        "op-w1", "nyc", "vpg-a", "Finance ERP", "w1.s", "Failover", W1_START, 600.0, "Success"
+    ),
+    Operation(
+        "op-a2",
+        "nyc",
+        "vpg-a",
+        "Finance ERP",
+        None,
+        "FailoverTest",
+        NOW - 10 * DAY - timedelta(minutes=1),
+        45.0,
+        "Success",
+    ),
+    Operation(
+        "op-a3",
+        "nyc",
+        "vpg-a",
+        "Finance ERP",
+        None,
+        "FailoverTest",
+        NOW - 10 * DAY + timedelta(minutes=1),
+        135.0,
+        "Success",
+    ),
+    Operation(
+        "op-old", "nyc", "vpg-a", "Finance", None, "FailoverTest", NOW - 100 * DAY, 130.0, "Success"
+    ),
+    Operation("op-gone", "lon", None, "Gone VPG", None, "Move", NOW - 3 * DAY, 50.0, "Success"),
+]
+
 RUN_DAY = (NOW - 2 * DAY).replace(hour=10, minute=0, second=0)
 RUNS = [  # started, seconds, status, rejected records
     (RUN_DAY, 60, "succeeded", 0),
@@ -213,6 +286,45 @@ def load_scenario(engine: Engine) -> None:
                         payload=f'{{"bad": {number}}}',
                     )
                 )
+        connection.execute(
+            schema.recovery_operations.insert(),
+            [
+                {
+                    "zvm": op.zvm,
+                    "operation_identifier": op.identifier,
+                    "vpg_identifier": op.vpg,
+                    "vpg_link": "reported" if op.vpg else None,
+                    "vpg_name": op.vpg_name,
+                    "recovery_type": op.type,
+                    "started_at": op.started_at,
+                    "ended_at": op.started_at + timedelta(seconds=op.rto + 30),
+                    "rto_seconds": op.rto,
+                    "status": op.status,
+                    "task_identifier": op.task,
+                    "task_match_seconds": 0.0 if op.task else None,
+                    "payload": {"RecoveryOperationIdentifier": op.identifier},
+                    "payload_hash": "0" * 64,
+                    "first_seen_at": NOW,
+                    "last_seen_at": NOW,
+                    "last_changed_at": NOW,
+                }
+                for op in RECOVERY_OPERATIONS
+            ],
+        )
+        connection.execute(
+            schema.recovery_operation_steps.insert(),
+            [
+                {
+                    "zvm": op.zvm,
+                    "operation_identifier": op.identifier,
+                    "step_number": number,
+                    "result": "Failed" if op.status == "Fail" and number == 2 else "Success",
+                    "execution_seconds": op.rto / 2,
+                }
+                for op in RECOVERY_OPERATIONS
+                for number in (1, 2)
+            ],
+        )
         connection.execute(
             schema.verifications.insert(),
             [

@@ -42,6 +42,10 @@ def test_report_data_and_page(warehouse: Engine, tmp_path: Path) -> None:
     assert "vpg-c" in page  # no name known: the identifier is shown
     assert "New York DC → London – Docklands" in page  # vpg-a's protected and recovery sites
     assert "New York DC → –" in page  # vpg-b's recovery site was never listed
+    # The RTO of the last successful test: the Recovery Report's where its operation is known
+    # (vpg-a: 75 s, the task took 120 s), else the task's duration, marked as such (vpg-b).
+    assert '<td class="num">2 min</td><td class="num">75 s <span class="id">report</span>' in page
+    assert '<td class="num">3 min</td><td class="num">3 min <span class="id">task</span>' in page
     # Completeness: nyc last proven complete 30 hours ago, then found incomplete; lon failed.
     assert list(data.completeness["zvm"]) == ["lon", "nyc"]
     proven = NOW - timedelta(hours=30)

@@ -114,6 +114,11 @@ def _summary(data: ReportData) -> list[tuple[str, str, str]]:
     ]
 
 
+_RTO_SOURCES = {"recovery_report": "report", "task_duration": "task"}
+"""How the DR table marks where an RTO comes from: the ZVM's Recovery Report, or the test's
+task duration standing in for it."""
+
+
 def _dr_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     names: list[Any] = (
         list(charts.display_names(frame["vpg_name"], frame["vpg_identifier"])) if len(frame) else []
@@ -134,6 +139,8 @@ def _dr_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
                 "last": _when(row["last_success_started_at"]),
                 "days": _number(row["days_since_last_success"], "{:.0f}"),
                 "duration": _age(row["last_success_duration_seconds"]),
+                "rto": _age(row["last_success_rto_seconds"]),
+                "rto_source": _RTO_SOURCES.get(_text(row["last_success_rto_source"]), ""),
                 "by": _text(row["last_success_initiated_by"]),
                 "tests": int(row["tests_in_window"]),
                 "failed": int(row["failed_tests_in_window"]),

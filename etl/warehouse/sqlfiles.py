@@ -7,8 +7,8 @@ Layout under ``sql/`` (see :mod:`etl.resources` for where that directory is)::
 
 A file holds one ``SELECT`` (what the view shows); the ``CREATE VIEW`` around it is added
 here, so a file cannot create a view under another name. One file serves every database:
-the few expressions the databases write differently (a UTC day, "seconds since", the
-start of the quarter...) are written as macros, ``${utc_day("t.started_at")}``, which
+the few expressions the databases write differently (a UTC day or month, "seconds since",
+the start of the quarter...) are written as macros, ``${utc_day("t.started_at")}``, which
 :data:`MACROS` expands for each dialect (the files are Mako templates; ``${...}`` is the
 only Mako syntax they use). ``zvm-etl sql NAME`` prints a file as one database runs it.
 
@@ -96,6 +96,7 @@ def _dialect_macros(dialect: str) -> dict[str, Macro]:
                 f"CAST(EXTRACT(EPOCH FROM ({b} - {a})) AS double precision)"
             ),
             "week_start": lambda e: f"CAST(date_trunc('week', {e} AT TIME ZONE 'UTC') AS date)",
+            "utc_month": lambda e: f"to_char({e} AT TIME ZONE 'UTC', 'YYYY-MM')",
             "iso_week": lambda e: f"to_char({e} AT TIME ZONE 'UTC', 'IYYY-\"W\"IW')",
             "floor": lambda e: f"FLOOR({e})",
             "string_agg": lambda e: f"string_agg({e}, ', ' ORDER BY {e})",
@@ -111,6 +112,7 @@ def _dialect_macros(dialect: str) -> dict[str, Macro]:
             "days_ago": lambda n: f"(UTC_TIMESTAMP(6) - INTERVAL {n} DAY)",
             "seconds_between": lambda a, b: f"TIMESTAMPDIFF(MICROSECOND, {a}, {b}) / 1e6",
             "week_start": lambda e: f"(DATE({e}) - INTERVAL WEEKDAY({e}) DAY)",
+            "utc_month": lambda e: f"DATE_FORMAT({e}, '%Y-%m')",  # naive UTC
             "iso_week": lambda e: f"DATE_FORMAT({e}, '%x-W%v')",
             "floor": lambda e: f"FLOOR({e})",
             "string_agg": lambda e: f"GROUP_CONCAT({e} ORDER BY {e} SEPARATOR ', ')",
@@ -131,6 +133,7 @@ def _dialect_macros(dialect: str) -> dict[str, Macro]:
             "seconds_between": lambda a, b: f"(julianday({b}) - julianday({a})) * 86400.0",
             # The Monday on or before the day.
             "week_start": lambda e: f"date({e}, '-6 days', 'weekday 1')",
+            "utc_month": lambda e: f"strftime('%Y-%m', {e})",  # naive UTC text
             # The ISO year and week are those of the week's Thursday (SQLite < 3.46 has no %V).
             "iso_week": lambda e: (
                 f"(strftime('%Y', {e}, '-3 days', 'weekday 4') || '-W' || "

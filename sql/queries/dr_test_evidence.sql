@@ -1,5 +1,5 @@
 -- Question: Has every VPG had a successful failover test lately: when, how long it took
---   (a stand-in for the recovery time, RTO), and who ran it?
+--   (the RTO the ZVM's Recovery Report measured, else the task's duration), and who ran it?
 -- Grain: one row per VPG the warehouse knows that its ZVM has not stopped listing
 --   (unlisted_at null; VPGs only ever seen in tasks are included).
 -- Parameter days = 90: the look-back in days; a VPG whose last successful test started
@@ -9,7 +9,11 @@
 -- and recovery sites, from the site listings or else the VPG listing (null where the VPG
 -- was never listed or no listing ever named the site).
 -- A successful test is a FailOverTest task that Completed (state 6); its duration is the
--- test failover's, not the later StopFailOverTest's. zvm is the ZVM that lists the VPG,
+-- test failover's, not the later StopFailOverTest's. last_success_rto_seconds is the RTO of
+-- the test's recovery operation (recovery_operations linked to the task) when the Recovery
+-- Report gave one, else that duration: last_success_rto_source says which
+-- (recovery_report or task_duration; null when there is no successful test). zvm is the
+-- ZVM that lists the VPG,
 -- else the one whose tasks named it. The gaps come first: never tested, then the oldest
 -- last success; then by name.
 WITH successes AS (
@@ -20,12 +24,19 @@ WITH successes AS (
         t.completed_at,
         t.duration_seconds,
         t.initiated_by,
+        ro.rto_seconds,
         ROW_NUMBER() OVER (
             PARTITION BY tv.vpg_identifier
             ORDER BY t.started_at DESC, t.task_identifier DESC
         ) AS newest_first
     FROM tasks AS t
     JOIN task_vpgs AS tv ON tv.task_identifier = t.task_identifier
+    LEFT JOIN (
+        SELECT task_identifier, MAX(rto_seconds) AS rto_seconds
+        FROM recovery_operations
+        WHERE task_identifier IS NOT NULL AND rto_seconds IS NOT NULL
+        GROUP BY task_identifier
+    ) AS ro ON ro.task_identifier = t.task_identifier
     WHERE LOWER(t.type) = 'failovertest' AND t.state = 6
 ),
 window_tests AS (
@@ -74,6 +85,12 @@ SELECT
     s.completed_at AS last_success_completed_at,
     s.duration_seconds AS last_success_duration_seconds,
     s.initiated_by AS last_success_initiated_by,
+    COALESCE(s.rto_seconds, s.duration_seconds) AS last_success_rto_seconds,
+    CASE
+        WHEN s.task_identifier IS NULL THEN NULL
+        WHEN s.rto_seconds IS NOT NULL THEN 'recovery_report'
+        ELSE 'task_duration'
+    END AS last_success_rto_source,
     ${seconds_since("s.started_at")} / 86400.0 AS days_since_last_success
 FROM known_vpgs AS k
 LEFT JOIN successes AS s ON s.vpg_identifier = k.vpg_identifier AND s.newest_first = 1

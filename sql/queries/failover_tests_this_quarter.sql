@@ -6,7 +6,12 @@
 -- a successful test come first: they are the gaps an auditor asks about. Deleted VPGs
 -- (unlisted) are left out; v_failover_tests keeps their tests. protected_site_name and
 -- recovery_site_name are the last known names of the VPG's sites, from the site listings
--- or else the VPG listing (null if neither ever named the site).
+-- or else the VPG listing (null if neither ever named the site). max_rto_seconds is the
+-- longest recovery time among the quarter's successful tests: the RTO the ZVM's Recovery
+-- Report measured for a test whose operation is known (recovery_operations linked to its
+-- task), else the test's task duration; rto_source says which: recovery_report (every
+-- successful test has its operation), task_duration (none has), mixed, or null (no
+-- successful test).
 SELECT
     v.vpg_identifier,
     v.name AS vpg_name,
@@ -22,11 +27,28 @@ SELECT
     CASE
         WHEN SUM(CASE WHEN f.outcome = 'succeeded' THEN 1 ELSE 0 END) > 0 THEN 1
         ELSE 0
-    END AS has_successful_test
+    END AS has_successful_test,
+    MAX(
+        CASE WHEN f.outcome = 'succeeded' THEN COALESCE(ro.rto_seconds, f.duration_seconds) END
+    ) AS max_rto_seconds,
+    CASE
+        WHEN SUM(CASE WHEN f.outcome = 'succeeded' THEN 1 ELSE 0 END) = 0 THEN NULL
+        WHEN SUM(CASE WHEN f.outcome = 'succeeded' AND ro.rto_seconds IS NULL THEN 1 ELSE 0 END)
+            = 0 THEN 'recovery_report'
+        WHEN SUM(CASE WHEN f.outcome = 'succeeded' AND ro.rto_seconds IS NOT NULL THEN 1 ELSE 0 END)
+            = 0 THEN 'task_duration'
+        ELSE 'mixed'
+    END AS rto_source
 FROM vpgs AS v
 LEFT JOIN v_failover_tests AS f
     ON f.vpg_identifier = v.vpg_identifier
     AND f.started_at >= ${quarter_start()}
+LEFT JOIN (
+    SELECT task_identifier, MAX(rto_seconds) AS rto_seconds
+    FROM recovery_operations
+    WHERE task_identifier IS NOT NULL AND rto_seconds IS NOT NULL
+    GROUP BY task_identifier
+) AS ro ON ro.task_identifier = f.task_identifier
 LEFT JOIN sites AS ps ON ps.site_identifier = v.protected_site_identifier
 LEFT JOIN sites AS rs ON rs.site_identifier = v.recovery_site_identifier
 WHERE v.unlisted_at IS NULL
