@@ -6,7 +6,7 @@ simulator over real HTTP; what it serves (``sim.recovery``) is the truth compare
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from etl.status import read_status
 from etl.sync import backfill_all
 from etl.warehouse import schema
 from etl.zvm.reports import RECOVERY_REPORT
+from tests.analyst import run_query
 from tests.clocks import ManualTime
 from tests.syncing import PASSWORD, assert_converged, cursors, make_config, one_pass
 from tests.test_names_budget import clients
@@ -27,6 +28,9 @@ from zvm_simulator.clock import to_ms
 from zvm_simulator.recovery import Operation
 
 pytestmark = pytest.mark.sim(vpg_rename_after=None, vpg_delete_after=None)
+
+
+FAILED = ("Failed", "Stopped")
 
 
 def url_of(engine: Engine) -> str:
@@ -302,3 +306,48 @@ def test_failed_and_waiting_operations_keep_their_own_rto(
     assert rows[move].task_duration_seconds == pytest.approx(2 * 3600 + 60)
     assert (rows[failed].outcome, rows[failed].failed_steps) == ("failed", 1)
     assert rows[move].vpg_identifier == rows[failed].vpg_identifier == vpg
+
+
+def test_the_views_and_queries_answer_what_the_simulator_generated(
+    sim: Simulator, warehouse: Engine
+) -> None:
+    config = make_config(sim, url_of(warehouse))
+    assert one_pass(config, warehouse).succeeded
+    expected = truth(sim)
+    names = sim.vpg_names()
+    with warehouse.connect() as conn:
+        view = {
+            r.operation_identifier: r
+            for r in conn.execute(sa.text("SELECT * FROM v_recovery_operations"))
+        }
+    assert set(view) == set(expected)
+    task_types = {"FailoverTest": "FailOverTest", "Failover": "FailOver", "Move": "Move"}
+    for identifier, op in expected.items():
+        row = view[identifier]
+        outcome = "succeeded" if op.status == "Success" else "failed"
+        assert (row.vpg_name, row.reported_vpg_name, row.outcome) == (
+            names[op.vpg_identifier],
+            op.vpg_name,
+            outcome,
+        )
+        assert (row.rto_seconds, row.steps) == (op.rto_seconds, len(op.steps))
+        assert row.failed_steps == sum(step.result == "Failed" for step in op.steps)
+        assert row.task_type == task_types[op.recovery_type]
+        assert row.task_state_name in (("Completed",) if outcome == "succeeded" else FAILED)
+        assert row.task_duration_seconds >= op.rto_seconds - 1
+    # rto_per_vpg counts every successful operation once, under its VPG and month.
+    counted: dict[tuple[str, str, str], int] = {}
+    for op in expected.values():
+        if op.status == "Success":
+            month = datetime.fromtimestamp(op.started_ms / 1000, tz=UTC).strftime("%Y-%m")
+            key = (op.vpg_identifier, op.recovery_type, month)
+            counted[key] = counted.get(key, 0) + 1
+    rows = run_query(warehouse, "rto_per_vpg")
+    assert {(r.vpg_identifier, r.recovery_type, r.month): r.operations for r in rows} == counted
+    # dr_test_evidence: the last successful test of each tested VPG has its report RTO.
+    evidence = {r.vpg_identifier: r for r in run_query(warehouse, "dr_test_evidence")}
+    tested = [r for r in evidence.values() if r.last_success_task_identifier is not None]
+    assert tested and all(r.last_success_rto_source == "recovery_report" for r in tested)
+    by_task = {op.task_identifier: op.rto_seconds for op in expected.values()}
+    for row in tested:
+        assert row.last_success_rto_seconds == by_task[row.last_success_task_identifier]
