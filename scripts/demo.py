@@ -6,9 +6,11 @@ It starts the bundled ZVM simulator on a free port, writes ``demo/config.yaml`` 
 more passes while the simulated clock moves on, ``zvm-etl status``, ``zvm-etl verify``
 (complete), then, after deleting three tasks from the warehouse, ``verify`` again (the gap
 and the command that repairs it), that ``backfill``, and ``verify`` once more (complete),
-all while the simulator still runs; then two analyst queries from ``sql/queries/`` and the
-report. Every command is printed before it runs. The simulator stops before the queries;
-the warehouse stays for you to query (``sqlite3 demo/warehouse.db``).
+all while the simulator still runs; then two analyst queries from ``sql/queries/``, the
+RTO of each VPG's last successful failover test (the simulated ZVM's Recovery Report's,
+read by every pass) and the report. Every command is printed before it runs. The simulator
+stops before the queries; the warehouse stays for you to query (``sqlite3
+demo/warehouse.db``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
+from etl.queries import bind_parameters, read_query
 from etl.warehouse import schema
 from etl.warehouse.engine import make_engine
 from etl.warehouse.sqlfiles import query_sql
@@ -45,6 +48,14 @@ QUERIES: dict[str, tuple[str, ...]] = {
     ),
 }
 """The analyst queries the demo prints, each with the columns it shows (none: all)."""
+LAST_TESTS = (
+    "vpg_name",
+    "last_success_started_at",
+    "last_success_duration_seconds",
+    "last_success_rto_seconds",
+    "last_success_rto_source",
+)
+"""The columns of dr_test_evidence the demo shows for each tested VPG."""
 STEPS = (5, 5, 60)
 """Minutes the simulated clock moves on before each later pass."""
 DELETED_FROM = [schema.task_status_changes, schema.task_vpgs, schema.task_hosts]
@@ -130,6 +141,21 @@ def _verify_and_repair(sim: Simulator, warehouse: Path, env: dict[str, str]) -> 
     _run("verify", env=env)
 
 
+def _print_last_tests(engine: sa.Engine) -> None:
+    """The RTO of each VPG's last successful failover test (``dr_test_evidence``), by name."""
+    query = read_query("dr_test_evidence")
+    frame = pd.read_sql_query(
+        sa.text(query.sql(dialect="sqlite")), engine, params=bind_parameters(query, {})
+    )
+    tested = frame[frame["last_success_task_identifier"].notna()].sort_values("vpg_name")
+    print(
+        "\n-- the RTO of each VPG's last successful failover test (sql/queries/"
+        "dr_test_evidence.sql): the ZVM's Recovery Report's (recovery_report), else the test's "
+        "task duration (task_duration)"
+    )
+    print(tested[list(LAST_TESTS)].to_string(index=False, na_rep="-"))
+
+
 def main() -> None:
     """Run the demo (see the module docstring)."""
     DEMO_DIR.mkdir(exist_ok=True)
@@ -143,6 +169,7 @@ def main() -> None:
         seed=2026, days=14, tasks_per_hour=30, speed=0, password=PASSWORD, port=0, start=start
     )
     settings.faults.malformed_rate = 0.002
+    settings.faults.malformed_recovery_rate = 0.01
     with Simulator(settings) as sim:
         config = DEMO_DIR / "config.yaml"
         config.write_text(_config_text(sim, warehouse))
@@ -170,6 +197,7 @@ def main() -> None:
             print(f"\n-- sql/queries/{name}.sql ({shown}first rows)")
             frame = frame[list(columns)] if columns else frame
             print(frame.head(8).to_string(index=False, na_rep="-"))
+        _print_last_tests(engine)
         counts = pd.read_sql_query(
             sa.text(
                 "SELECT 'tasks' AS tbl, COUNT(*) AS n FROM tasks UNION ALL "
@@ -182,6 +210,12 @@ def main() -> None:
                 "SELECT 'sites named', COUNT(*) FROM sites WHERE name IS NOT NULL UNION ALL "
                 "SELECT 'hosts named', COUNT(*) FROM hosts WHERE name IS NOT NULL UNION ALL "
                 "SELECT 'rejected_tasks', COUNT(*) FROM rejected_tasks UNION ALL "
+                "SELECT 'recovery_operations', COUNT(*) FROM recovery_operations UNION ALL "
+                "SELECT 'recovery operations linked to a task', COUNT(*) "
+                "FROM recovery_operations WHERE task_identifier IS NOT NULL UNION ALL "
+                "SELECT 'recovery_operation_steps', COUNT(*) FROM recovery_operation_steps "
+                "UNION ALL SELECT 'rejected_recovery_operations', COUNT(*) "
+                "FROM rejected_recovery_operations UNION ALL "
                 "SELECT 'etl_runs', COUNT(*) FROM etl_runs UNION ALL "
                 "SELECT 'verifications', COUNT(*) FROM verifications"
             ),
@@ -195,7 +229,8 @@ def main() -> None:
     print(f"\nThe report: {report.resolve()} (open it in a browser; it needs no network)")
     print(
         f"\nDone. Query the warehouse yourself: sqlite3 {warehouse}  (views: v_tasks, "
-        "v_task_daily, v_failover_tests, v_task_vpgs, v_open_tasks, v_etl_health)"
+        "v_task_daily, v_failover_tests, v_task_vpgs, v_open_tasks, v_etl_health, "
+        "v_recovery_operations)"
     )
 
 
