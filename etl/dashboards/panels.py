@@ -134,9 +134,9 @@ _EVIDENCE_FILTER = "(e.zvm IN ($zvm) OR e.zvm IS NULL) AND e.vpg_identifier IN (
 DR_TESTS = Dashboard(
     "dr-tests",
     "ZVM tasks: DR-test evidence",
-    "Per VPG: when it last had a successful failover test, never-tested VPGs first, how long "
-    "the test failover took (a stand-in for the recovery time, RTO), and every test in the "
-    "time range. From the ready query dr_test_evidence and the view v_failover_tests.",
+    "Per VPG: when it last had a successful failover test, never-tested VPGs first, its RTO "
+    "(from the ZVM's Recovery Report, else the test failover's duration), and every test in "
+    "the time range. From the ready query dr_test_evidence and the view v_failover_tests.",
     ("zvm", "vpg", "days"),
     (
         Panel(
@@ -180,7 +180,7 @@ DR_TESTS = Dashboard(
             "e.protected_site_name, e.recovery_site_name, e.tested_in_window, "
             "e.tests_in_window, e.failed_tests_in_window, e.last_success_started_at, "
             "e.days_since_last_success, "
-            "e.last_success_duration_seconds AS rto_stand_in_seconds, "
+            "e.last_success_rto_seconds AS rto_seconds, e.last_success_rto_source AS rto_source, "
             "e.last_success_initiated_by\n"
             f"FROM ({READY}\n) AS e\nWHERE {_EVIDENCE_FILTER}\n"
             "ORDER BY e.tested_in_window, "
@@ -192,12 +192,13 @@ DR_TESTS = Dashboard(
                 "tested_in_window",
                 "last_success_started_at",
                 "days_since_last_success",
-                "rto_stand_in_seconds",
+                "rto_seconds",
+                "rto_source",
             ),
             "One row per VPG its ZVM still lists. tested_in_window is 1 when its last "
-            "successful test started within the look-back. rto_stand_in_seconds is that test "
-            "failover's duration, a stand-in for the recovery time until the ZVM's recovery "
-            "report gives the real RTO.",
+            "successful test started within the look-back. rto_seconds is that test's RTO from "
+            "the ZVM's Recovery Report, else the test failover's duration (rto_source says "
+            "which: recovery_report or task_duration).",
             ready="dr_test_evidence",
             height=10,
         ),
