@@ -40,7 +40,7 @@ from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from etl.recovery import RecoveryOperation, RejectedOperation
 from etl.warehouse import schema
-from etl.warehouse.load import is_open, keep_rejected
+from etl.warehouse.load import LoadCounts, is_open, keep_rejected
 from etl.warehouse.upsert import chunked, upsert
 
 __all__ = [
@@ -85,14 +85,10 @@ _KEY = ("zvm", "operation_identifier")
 
 
 @dataclass
-class RecoveryCounts:
-    """How the operations a pass read were classified."""
+class RecoveryCounts(LoadCounts):
+    """How the operations a pass read were classified (as :class:`LoadCounts` classifies
+    tasks), and how many of them are linked to a task."""
 
-    received: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
     linked: int = 0
     """How many of those received are linked to a task."""
 

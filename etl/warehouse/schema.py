@@ -541,27 +541,35 @@ etl_runs = _table(
 """One row per extraction of one ZVM. ``host`` and ``pid`` say which process ran it;
 ``retries`` counts the HTTP retries the pass needed."""
 
-rejected_tasks = _table(
-    "rejected_tasks",
-    Column("id", Integer, primary_key=True, autoincrement=True, doc="increasing number"),
-    Column(
-        "run_id",
-        Integer,
-        ForeignKey("etl_runs.run_id"),
-        nullable=False,
-        doc="the pass that first received the record (etl_runs.run_id)",
-    ),
-    Column("zvm", ZVM_NAME, nullable=False, doc="the ZVM that sent it"),
-    Column(
-        "task_identifier",
-        IDENTIFIER,
-        doc="the task's identifier, when one could be read from the record",
-    ),
-    Column("received_at", UtcDateTime(), nullable=False, doc="when it was received"),
-    Column("reason", Text, nullable=False, doc="what is wrong, in words a person can act on"),
-    Column("payload", Text, nullable=False, doc="the raw record, as JSON text"),
-    Index(None, "run_id"),
-)
+
+def _rejected_table(name: str, key: str, *, thing: str, owner: str) -> Table:
+    """A table of records a pass received but could not load (``thing``: "record" or
+    "entry"), with the raw text, the reason, and ``key``, the identifier of the ``owner``
+    ("task", "operation") when one could be read."""
+    return _table(
+        name,
+        Column("id", Integer, primary_key=True, autoincrement=True, doc="increasing number"),
+        Column(
+            "run_id",
+            Integer,
+            ForeignKey("etl_runs.run_id"),
+            nullable=False,
+            doc=f"the pass that first received the {thing} (etl_runs.run_id)",
+        ),
+        Column("zvm", ZVM_NAME, nullable=False, doc="the ZVM that sent it"),
+        Column(
+            key,
+            IDENTIFIER,
+            doc=f"the {owner}'s identifier, when one could be read from the {thing}",
+        ),
+        Column("received_at", UtcDateTime(), nullable=False, doc="when it was received"),
+        Column("reason", Text, nullable=False, doc="what is wrong, in words a person can act on"),
+        Column("payload", Text, nullable=False, doc=f"the raw {thing}, as JSON text"),
+        Index(None, "run_id"),
+    )
+
+
+rejected_tasks = _rejected_table("rejected_tasks", "task_identifier", thing="record", owner="task")
 """Records that could not be loaded, with the raw text and a reason a person can act on;
 ``task_identifier`` is set when one could be read from the record."""
 
@@ -681,26 +689,8 @@ recovery_operation_steps = _table(
 """One row per step of a recovery operation, in the report's order; an operation read again
 has its steps replaced."""
 
-rejected_recovery_operations = _table(
-    "rejected_recovery_operations",
-    Column("id", Integer, primary_key=True, autoincrement=True, doc="increasing number"),
-    Column(
-        "run_id",
-        Integer,
-        ForeignKey("etl_runs.run_id"),
-        nullable=False,
-        doc="the pass that first received the entry (etl_runs.run_id)",
-    ),
-    Column("zvm", ZVM_NAME, nullable=False, doc="the ZVM that sent it"),
-    Column(
-        "operation_identifier",
-        IDENTIFIER,
-        doc="the operation's identifier, when one could be read from the entry",
-    ),
-    Column("received_at", UtcDateTime(), nullable=False, doc="when it was received"),
-    Column("reason", Text, nullable=False, doc="what is wrong, in words a person can act on"),
-    Column("payload", Text, nullable=False, doc="the raw entry, as JSON text"),
-    Index(None, "run_id"),
+rejected_recovery_operations = _rejected_table(
+    "rejected_recovery_operations", "operation_identifier", thing="entry", owner="operation"
 )
 """Recovery Report entries that could not be loaded, with the raw text and the reason; the
 same entry received again is stored once per ZVM."""
