@@ -46,7 +46,7 @@ from sqlalchemy import (
 )
 
 from etl.normalize import FINAL_STATES, STATE_NAMES
-from etl.warehouse.types import Json, UtcDateTime
+from etl.warehouse.types import Json, JsonText, UtcDateTime
 
 __all__ = [
     "FINAL_STATES",
@@ -280,9 +280,12 @@ tasks = _table(
     Column("link_href", Text, doc="Link.href"),
     Column(
         "payload",
-        Json(),
+        JsonText(),
         nullable=False,
-        doc="the task object exactly as received, as JSON (JSONB on PostgreSQL)",
+        doc=(
+            "the task object as received, as JSON text (type json on PostgreSQL: cast to jsonb "
+            "for the containment and key-exists operators)"
+        ),
     ),
     Column(
         "payload_hash",

@@ -35,7 +35,7 @@ from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["Json", "NaiveDatetimeError", "UtcDateTime"]
+__all__ = ["Json", "JsonText", "NaiveDatetimeError", "UtcDateTime"]
 
 _MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
 
@@ -90,3 +90,19 @@ class Json(TypeDecorator[Any]):
         if dialect.name == "postgresql":
             return dialect.type_descriptor(postgresql.JSONB(none_as_null=True))
         return dialect.type_descriptor(JSON(none_as_null=True))
+
+
+class JsonText(Json):
+    """A JSON document kept as its text: ``JSON`` on PostgreSQL too (validated text, not
+    ``JSONB``), ``JSON`` elsewhere. For large documents written far more often than they
+    are searched (the raw task payloads): PostgreSQL validates ``JSON`` in one pass and
+    stores the text as it came, where ``JSONB`` would build and store a binary tree,
+    which made it the costliest column of a first load. The ``->``/``->>`` operators work
+    on both; containment (``@>``) and the ``?`` operators need ``payload::jsonb``."""
+
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSON(none_as_null=True))
+        return super().load_dialect_impl(dialect)
