@@ -4,7 +4,8 @@ Settings come from environment variables (defaults in brackets; ``--quick`` chan
 10,000 tasks, one run, first-pass cases only, written to ``bench/results-quick.md``):
 
   BENCH_TASKS [100000]        tasks of the first-pass, incremental and profile cases
-  BENCH_REPEATS [3]           runs of each case (a separate process each)
+  BENCH_REPEATS [3]           runs of each case (a separate process each; the incremental
+                              passes run three times whatever it says)
   BENCH_LARGE [1000000]       tasks of the scale case (and the large incremental); 0 skips
   BENCH_LARGE_REPEATS [1]     runs of the scale case
   BENCH_ZVMS [50]             ZVMs of the many-ZVM case

@@ -2,13 +2,15 @@
 
 - ``first``: a first pass of ``tasks`` tasks into an empty warehouse, side by side:
   ``zvm-etl sync``, the dlt pipeline (``dlt_case.py``) and the hand-written limit
-  (``handwritten.py``), into PostgreSQL and SQLite; the runs are interleaved (one of each,
-  then again) so that a burst of load on the shared machine hits every tool alike;
+  (``handwritten.py``, into the same tables), into PostgreSQL and SQLite; the runs are
+  interleaved (one of each, then again) so that a burst of load on the shared machine hits
+  every tool alike;
 - ``scale``: ``zvm-etl sync`` of ``large`` tasks into PostgreSQL, with per-window times;
 - ``export`` (``export_case.py``): ``zvm-etl export`` of that warehouse's ``v_tasks``;
 - ``names`` (``names_case.py``): what reading 5,000 VPGs' and 1,000 hosts' names adds to a pass;
 - ``incremental``: on the warehouses the first passes left (``tasks`` and ``large`` tasks):
-  passes with no change, then passes that bring ``new_tasks`` new tasks each;
+  three passes with no change, then three that bring ``new_tasks`` new tasks each (whatever
+  ``repeats`` says: the goal compares the medians of three);
 - ``many``: ``zvms`` small ZVMs behind one fake ZVM (path prefixes): one ZVM alone, all of
   them in one process, and two processes sharing them on one PostgreSQL warehouse;
 - ``startup``: ``zvm-etl --version`` and a no-change ``sync`` of one small ZVM.
@@ -16,7 +18,10 @@
 Every zvm-etl run gets a fresh database (``zvm-etl db upgrade`` outside the timing) and a
 config file written for it; ``--log-format json`` gives the pass's own ``duration_seconds``
 and one timestamped line per window. Row counts are compared with the dataset after every
-run: a run that loaded the wrong number of tasks or bridge rows stops the benchmark.
+run: a run that loaded the wrong number of tasks or bridge rows stops the benchmark. After a
+first pass every table it writes is counted (a status row per task, an entity row per
+identifier the bridges name...), and the hand-written limit must match zvm-etl's counts
+table by table.
 """
 
 from __future__ import annotations
@@ -51,10 +56,35 @@ __all__ = ["Bench", "Result"]
 
 DB_NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite"}
 _BRIDGES = ("task_vpgs", "task_hosts", "task_sites", "task_flr_sessions")
+# (entity table, the bridge table naming it, its key column)
+_ENTITIES = (
+    ("vpgs", "task_vpgs", "vpg_identifier"),
+    ("hosts", "task_hosts", "host_identifier"),
+    ("sites", "task_sites", "site_identifier"),
+    ("flr_sessions", "task_flr_sessions", "flr_session_identifier"),
+)
+_FIRST_PASS_TABLES = (
+    "zvms",
+    "task_types",
+    "tasks",
+    *(entity for entity, _, _ in _ENTITIES),
+    *_BRIDGES,
+    "task_status_changes",
+    "etl_runs",
+    "sync_cursors",
+)
+"""The tables a first pass writes (zvm-etl's, and the hand-written limit's)."""
+INCREMENTAL_RUNS = 3
+"""Passes of each incremental case per warehouse size: its goal compares medians of three."""
 _DLT_CHILDREN = tuple(
     f"tasks__related_entities__{kind}" for kind in ("vpgs", "hosts", "sites", "flr_sessions")
 )
 _WINDOW = re.compile(r"window (\d+)/(\d+) .*: (\d+) tasks$")
+
+
+def _differing(found: dict[str, Any], expected: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """(found, expected) of every key of ``expected`` whose value ``found`` does not have."""
+    return {key: (found[key], value) for key, value in expected.items() if found[key] != value}
 
 
 @dataclass
@@ -238,6 +268,24 @@ class Bench:
         rows = self.dbs.scalar(db, f"SELECT {bridges}")
         self._compare(what, tasks, found, entities, rows)
 
+    def check_first_pass(self, db: Db, dataset: Dataset, what: str) -> dict[str, int]:
+        """:meth:`check_etl` of a first pass of ``dataset``, then the rest of what it
+        writes: one ``zvms`` and one ``etl_runs`` row, a status row per task, an entity row
+        per identifier its bridge rows name. Returns every table's row count."""
+        self.check_etl(db, dataset.base, dataset.entity_rows(dataset.base), what)
+        names = list(_FIRST_PASS_TABLES)
+        counts = [f"(SELECT count(*) FROM {table})" for table in names]
+        for _, bridge, key in _ENTITIES:
+            names.append(bridge + " keys")
+            counts.append(f"(SELECT count(DISTINCT {key}) FROM {bridge})")
+        found = dict(zip(names, self.dbs.rows(db, "SELECT " + ", ".join(counts))[0], strict=True))
+        expected = {"zvms": 1, "etl_runs": 1, "task_status_changes": dataset.base}
+        expected |= {entity: found[bridge + " keys"] for entity, bridge, _ in _ENTITIES}
+        wrong = _differing(found, expected)
+        if wrong:
+            raise RuntimeError(f"{what}: row counts (found, expected) {wrong}")
+        return {table: int(found[table]) for table in _FIRST_PASS_TABLES}
+
     def _compare(self, what: str, tasks: int, found: Any, entities: int | None, rows: Any) -> None:
         if found != tasks or (entities is not None and rows != entities):
             raise RuntimeError(
@@ -258,7 +306,7 @@ class Bench:
         config = self.write_config(db, [("bench", url)], self.retention(dataset), db.name)
         self.upgrade(config)
         sample, parsed = self.sync(config)
-        self.check_etl(db, dataset.base, dataset.entity_rows(dataset.base), label)
+        sample.info["rows"] = self.check_first_pass(db, dataset, label)
         if not keep:
             self.dbs.drop(db)
         sample.info["config"] = config
@@ -298,14 +346,21 @@ class Bench:
         self.dbs.drop(db)
         return sample
 
-    def hand_first_pass(self, db_kind: str, dataset: Dataset, url: str) -> Sample:
+    def hand_first_pass(
+        self, db_kind: str, dataset: Dataset, url: str, etl_rows: dict[str, int]
+    ) -> Sample:
+        """The hand-written limit into a warehouse made by ``zvm-etl db upgrade`` (outside
+        the timing); it must write as many rows into every table as zvm-etl's first pass of
+        the same data did (``etl_rows``)."""
         db = self.dbs.new(db_kind, "hand")
+        self.upgrade(self.write_config(db, [("bench", url)], self.retention(dataset), db.name))
         command = [sys.executable, "-m", "bench.handwritten", "--url", url, "--db", db.dsn]
-        sample = run(command, cwd=ROOT, timeout=self.settings.timeout)
+        sample = run([*command, "--zvm", "bench"], cwd=ROOT, timeout=self.settings.timeout)
         sample.check("the hand-written pipeline")
-        found = self.dbs.scalar(db, "SELECT count(*) FROM hw_tasks")
-        rows = self.dbs.scalar(db, "SELECT count(*) FROM hw_task_entities")
-        self._compare("hand-written", dataset.base, found, dataset.entity_rows(dataset.base), rows)
+        rows = self.check_first_pass(db, dataset, "hand-written")
+        differ = _differing(rows, etl_rows)
+        if differ:
+            raise RuntimeError(f"hand-written: row counts (its, zvm-etl's) differ: {differ}")
         self.dbs.drop(db)
         return sample
 
@@ -346,7 +401,7 @@ class Bench:
                         self.dlt_first_pass(db_kind, dataset, url)
                     )
                     results[("hand", db_kind)].samples.append(
-                        self.hand_first_pass(db_kind, dataset, url)
+                        self.hand_first_pass(db_kind, dataset, url, sample.info["rows"])
                     )
                 self.log(f"  run {number + 1}/{s.repeats} done")
         for result in results.values():
@@ -388,12 +443,12 @@ class Bench:
         if "postgres" not in s.dbs:
             self.log("incremental: skipped (PostgreSQL is not among BENCH_DBS)")
             return
-        repeats = max(1, min(s.repeats, s.extra // max(s.new_tasks, 1)))
+        repeats = max(1, min(INCREMENTAL_RUNS, s.extra // max(s.new_tasks, 1)))
         for size in sizes:
             if not size:
                 continue
             dataset = self.dataset(size)
-            self.log(f"incremental: a PostgreSQL warehouse of {size:,} tasks")
+            self.log(f"incremental: a PostgreSQL warehouse of {size:,} tasks, {repeats} runs each")
             with FakeZvmProcess({"": dataset.folder}) as server:
                 db = self.kept.pop(size, None)
                 config: Path
