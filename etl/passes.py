@@ -33,6 +33,7 @@ one task at a time, normalized and written :data:`BATCH_SIZE` tasks at a time.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -58,6 +59,7 @@ from etl.warehouse.load import (
     LoadState,
     TaskLoader,
     delete_cursor,
+    prepare_tasks,
     read_cursors,
     save_cursors,
     upsert_task_types,
@@ -252,7 +254,13 @@ class Pass:
         through one window starts further on than the one before, even across weeks of
         history the ZVM no longer holds."""
         settled = self.now - SETTLED
-        with Prefetch(self.client, windows, batch_size=BATCH_SIZE) as feed:
+        prepare = None
+        dialect = self.engine.dialect
+        if dialect.name == "sqlite" or (dialect.name, dialect.driver) == ("postgresql", "psycopg"):
+            prepare = functools.partial(
+                prepare_tasks, zvm=self.zvm.name, now=self.now, dialect=dialect
+            )
+        with Prefetch(self.client, windows, batch_size=BATCH_SIZE, prepare=prepare) as feed:
             for done, ((after, before), batches) in enumerate(feed, start=1):
                 received = self.state.counts.received + self.state.counts.rejected
                 # The first batch comes once the window's whole answer has arrived: wait for
@@ -263,7 +271,7 @@ class Pass:
                     loader = self._loader(conn)
                     for batch in itertools.chain([first] if first else [], batches):
                         loader.save_rejected(batch.rejected)
-                        loader.save_tasks(batch.records)
+                        loader.save_tasks(batch.records, prepared=batch.prepared)
                     if move_cursors:
                         read_up_to = min(before, settled) if before is not None else None
                         self._save_cursors(conn, floor=_latest(floor, read_up_to))

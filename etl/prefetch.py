@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -41,6 +41,8 @@ class Batch:
 
     records: list[TaskRecord]
     rejected: list[Rejected]
+    prepared: Any = None
+    """What ``prepare`` made of the records on the producer thread (None without one)."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,8 @@ class Prefetch:
                 for batch in batches:
                     ...  # write batch.records and batch.rejected
 
+    ``prepare``, when given, is called on the producer thread with each batch's records;
+    its result is the batch's ``prepared`` (the writer's rows formatted ahead of it).
     ``windows`` is a list laid out in advance or a :class:`~etl.windows.WindowPlanner`, asked
     for the next window once the previous answer has been counted; :attr:`total` is the
     number of windows in all, as far as known when the current window started. An error of
@@ -125,8 +129,10 @@ class Prefetch:
         *,
         batch_size: int,
         depth: int = 4,
+        prepare: Callable[[list[TaskRecord]], Any] | None = None,
     ) -> None:
         self._client = client
+        self._prepare = prepare
         self._source = windows if isinstance(windows, WindowPlanner) else _Fixed(windows)
         self.total = self._source.remaining
         self._batch_size = batch_size
@@ -207,7 +213,11 @@ class Prefetch:
                             tail.update(
                                 r.task_identifier for r in records if r.started_at >= following
                             )
-                        if not self._put(Batch(records, batch.rejected)):
+                        prepared = None
+                        if self._prepare is not None:
+                            with gc_paused():
+                                prepared = self._prepare(records)
+                        if not self._put(Batch(records, batch.rejected, prepared)):
                             return
                 finally:
                     tasks.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 import sqlalchemy as sa
 from hypothesis import given, settings
@@ -11,7 +12,9 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect, Engine
 
+from etl.normalize import TaskRecord, normalize_task
 from etl.warehouse import schema
+from etl.warehouse.load import TaskLoader, prepare_tasks
 from etl.warehouse.types import NaiveDatetimeError, UtcDateTime
 from etl.warehouse.upsert import COPY_THRESHOLD, _bulk_processor, insert_new, upsert
 
@@ -123,3 +126,102 @@ def test_bulk_timestamps_are_written_as_the_column_type_binds_them(moment: datet
         writer = _bulk_processor(column_type, sqlite.dialect())
         assert writer is not None
         writer(datetime(2025, 1, 1))
+
+
+def _awkward_task(i: int) -> dict[str, object]:
+    """A raw task whose text needs every escape COPY's text format has."""
+    texts = ["tab\there", "line\nbreak\r\n", "back\\slash \\N", 'Zürich ☃ "q"', "", "plain"]
+    return {
+        "TaskIdentifier": f"{i:08d}-task.site-{i % 3}",
+        "Type": ["FailOverTest", "Move", "Type\\with\tescapes"][i % 3],
+        "Status": {"State": i % 8, "Progress": None if i % 5 == 0 else i % 101},
+        "InitiatedBy": texts[i % len(texts)],
+        "CompleteReason": None if i % 4 == 0 else texts[(i + 1) % len(texts)],
+        "IsCancellable": [True, False, None][i % 3],
+        "Started": f"/Date({1_733_000_000_000 + i * 61_001}+0300)/",
+        "Completed": None if i % 7 == 0 else f"/Date({1_733_000_000_000 + i * 61_001 + i}-0500)/",
+        "Link": {"href": f"https://zvm/v1/tasks/{i}\\x", "identifier": f"{i}"},
+        "RelatedEntities": {
+            "Vpgs": [{"identifier": f"vpg\t{i % 4}", "href": "h\\1"}],
+            "Sites": [{"identifier": f"site-{i % 3}", "href": None}, {"identifier": "s2"}],
+            "Hosts": [],
+        },
+        "Extra": {"nested": ["a\\b", "c\nd", 1.5e-7, -(2**40)]},
+    }
+
+
+def _stored(conn: sa.Connection) -> dict[str, list[tuple[object, ...]]]:
+    tables = [schema.tasks, schema.task_vpgs, schema.task_sites, schema.task_status_changes]
+    return {
+        table.name: sorted(tuple(row) for row in conn.execute(sa.select(table))) for table in tables
+    }
+
+
+def _bound_by_the_driver(conn: sa.Connection, records: list[TaskRecord], now: datetime) -> None:
+    """The reference: the same rows as plain INSERTs, every value bound by the driver."""
+    conn.execute(
+        schema.task_types.insert(),
+        [
+            {"name": t, "listed_by_zvm": False, "first_seen_at": now}
+            for t in {r.type for r in records}
+        ],
+    )
+    for attribute, table, bridge, key in (
+        ("vpgs", schema.vpgs, schema.task_vpgs, "vpg_identifier"),
+        ("sites", schema.sites, schema.task_sites, "site_identifier"),
+    ):
+        found = {i: h for r in records for i, h in getattr(r, attribute)}
+        conn.execute(
+            table.insert(),
+            [
+                {key: i, "href": h, "first_seen_at": now, "last_seen_at": now}
+                for i, h in found.items()
+            ],
+        )
+        links = [(r.task_identifier, i) for r in records for i, _ in getattr(r, attribute)]
+        if attribute == "vpgs":
+            conn.execute(schema.tasks.insert(), [_task_row(r, now) for r in records])
+        conn.execute(bridge.insert(), [{"task_identifier": t, key: i} for t, i in links])
+    conn.execute(
+        schema.task_status_changes.insert(),
+        [
+            {"task_identifier": r.task_identifier, "observed_at": now}
+            | {"state": r.state, "progress": r.progress}
+            for r in records
+        ],
+    )
+
+
+def _task_row(record: TaskRecord, now: datetime) -> dict[str, object]:
+    row = {c.name: getattr(record, c.name, None) for c in schema.tasks.columns}
+    row |= {"zvm": "z", "payload": orjson.loads(record.payload)}
+    return row | {"first_seen_at": now, "last_seen_at": now, "last_changed_at": now}
+
+
+def test_rows_prepared_ahead_store_exactly_what_the_driver_binds(warehouse: Engine) -> None:
+    """The COPY text (PostgreSQL) and value tuples (SQLite) made ahead of the writer, and
+    the COPY formatter for dict rows, store the same values as the driver's own binding:
+    text with tabs, line breaks and backslashes, nulls, booleans, dates given with offsets,
+    payloads with escapes."""
+    records = []
+    for i in range(COPY_THRESHOLD + 60):
+        record = normalize_task(_awkward_task(i))
+        assert isinstance(record, TaskRecord), record
+        records.append(record)
+    now = datetime(2026, 12, 5, 12, 0, 0, 123456, tzinfo=UTC)
+    prepared = prepare_tasks(records, zvm="z", now=now, dialect=warehouse.dialect)
+    results = []
+    for way in ("driver", "prepared", "dicts"):
+        with warehouse.connect() as conn, conn.begin() as transaction:
+            conn.execute(schema.zvms.insert().values(name="z", url="https://z", added_at=now))
+            if way == "driver":
+                _bound_by_the_driver(conn, records, now)
+            else:
+                loader = TaskLoader(conn, zvm="z", run_id=0, now=now)
+                loader.save_tasks(records, prepared=prepared if way == "prepared" else None)
+            results.append(_stored(conn))
+            transaction.rollback()
+    assert len(results[0]["tasks"]) == len(records)
+    assert len(results[0]["task_sites"]) > len(records)
+    assert results[1] == results[0]
+    assert results[2] == results[0]

@@ -19,7 +19,7 @@ Nothing here commits: the pass commits once, with the cursors and its ``etl_runs
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,6 +29,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Connection,
+    Dialect,
     Table,
     bindparam,
     delete,
@@ -39,15 +40,24 @@ from sqlalchemy import (
 
 from etl.normalize import Rejected, TaskRecord
 from etl.warehouse import schema
-from etl.warehouse.upsert import chunked, insert_new, select_in, upsert
+from etl.warehouse.upsert import (
+    PreparedRows,
+    chunked,
+    insert_new,
+    row_preparer,
+    select_in,
+    upsert,
+)
 
 __all__ = [
     "LoadCounts",
     "LoadState",
+    "PreparedTask",
     "TaskLoader",
     "delete_cursor",
     "is_open",
     "keep_rejected",
+    "prepare_tasks",
     "read_cursors",
     "save_cursors",
     "upsert_task_types",
@@ -91,6 +101,60 @@ _ENTITIES: tuple[tuple[str, Table, Table, str], ...] = (
     ("sites", schema.sites, schema.task_sites, "site_identifier"),
     ("flr_sessions", schema.flr_sessions, schema.task_flr_sessions, "flr_session_identifier"),
 )
+
+
+_TASK_COLUMNS = (
+    "task_identifier",
+    "zvm",
+    *_SOURCE_COLUMNS,
+    "first_seen_at",
+    "last_seen_at",
+    "last_changed_at",
+)
+_STATUS_COLUMNS = ("task_identifier", "observed_at", "state", "progress")
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTask:
+    """A task's rows in the form the driver sends (:class:`PreparedRows`), made ahead of
+    the writer (:func:`prepare_tasks`): its ``tasks`` row, its bridge rows (one tuple per
+    bridge table, in ``_ENTITIES`` order) and its ``task_status_changes`` row at the pass's
+    moment."""
+
+    task: Any
+    bridges: tuple[tuple[Any, ...], ...]
+    status: Any
+
+
+def prepare_tasks(
+    records: Sequence[TaskRecord], *, zvm: str, now: datetime, dialect: Dialect
+) -> dict[str, PreparedTask]:
+    """The rows of ``records`` in ``dialect``'s form (PostgreSQL or SQLite), by task
+    identifier, as a pass at ``now`` over ``zvm`` writes them when they are new. Pure work
+    with no database: a pass runs it on the thread that fetches and normalizes, so that
+    the writer only sends what it gets."""
+    task_line = row_preparer(schema.tasks, _TASK_COLUMNS, dialect)
+    status_line = row_preparer(schema.task_status_changes, _STATUS_COLUMNS, dialect)
+    bridge_lines = [
+        (attribute, row_preparer(bridge, ("task_identifier", key), dialect))
+        for attribute, _table, bridge, key in _ENTITIES
+    ]
+    prepared: dict[str, PreparedTask] = {}
+    for record in records:
+        identifier = record.task_identifier
+        values: list[Any] = [identifier, zvm]
+        values += [getattr(record, name) for name in _SOURCE_COLUMNS]
+        values[-2] = orjson.Fragment(record.payload)
+        values += [now, now, now]
+        prepared[identifier] = PreparedTask(
+            task=task_line(values),
+            bridges=tuple(
+                tuple(line((identifier, entity)) for entity, _href in getattr(record, attribute))
+                for attribute, line in bridge_lines
+            ),
+            status=status_line((identifier, now, record.state, record.progress)),
+        )
+    return prepared
 
 
 @dataclass
@@ -173,6 +237,25 @@ def delete_cursor(conn: Connection, zvm: str, name: str) -> None:
     conn.execute(delete(table).where(table.c.zvm == zvm, table.c.cursor == name))
 
 
+def _bridge_lines(index: int) -> Callable[[PreparedTask], Iterable[str]]:
+    return lambda prepared: prepared.bridges[index]
+
+
+def _prepared_rows(
+    columns: tuple[str, ...],
+    prepared: Mapping[str, PreparedTask] | None,
+    records: Sequence[TaskRecord],
+    lines: Callable[[PreparedTask], Iterable[str]],
+) -> PreparedRows | None:
+    """The prepared COPY text of ``records`` (``lines`` picks a task's lines), or None when
+    the batch was not prepared."""
+    if prepared is None:
+        return None
+    return PreparedRows(
+        columns, [line for r in records for line in lines(prepared[r.task_identifier])]
+    )
+
+
 class TaskLoader:
     """The load side of one pass over one ZVM (see the module docstring)."""
 
@@ -192,11 +275,23 @@ class TaskLoader:
         self.state = state if state is not None else LoadState()
         self.counts = self.state.counts
         self._known_types: set[str] = set()
+        # Entities this transaction already upserted, with their href: a later batch that
+        # names them again would write the same values (last_seen_at is the pass's moment).
+        self._saved_entities: dict[str, dict[str, str | None]] = {}
 
     # -- tasks -------------------------------------------------------------------------
 
-    def save_tasks(self, records: Sequence[TaskRecord]) -> None:
-        """Load one batch of distinct tasks (see the module docstring)."""
+    def save_tasks(
+        self,
+        records: Sequence[TaskRecord],
+        *,
+        prepared: Mapping[str, PreparedTask] | None = None,
+    ) -> None:
+        """Load one batch of distinct tasks (see the module docstring). ``prepared``, the
+        batch's rows already formatted (:func:`prepare_tasks`, PostgreSQL and SQLite), is
+        what is sent for new tasks, their bridges and their status rows."""
+        if prepared is not None and self.conn.dialect.name not in ("postgresql", "sqlite"):
+            prepared = None
         if not records:
             return
         self.counts.received += len(records)
@@ -214,7 +309,7 @@ class TaskLoader:
         new: list[TaskRecord] = []
         changed: list[TaskRecord] = []
         unchanged: list[str] = []
-        history: list[dict[str, Any]] = []
+        history: list[TaskRecord] = []
         for record in records:
             before = stored.get(record.task_identifier)
             if before is None:
@@ -225,14 +320,7 @@ class TaskLoader:
                 unchanged.append(record.task_identifier)
                 continue
             if before is None or (before[1], before[2]) != (record.state, record.progress):
-                history.append(
-                    {
-                        "task_identifier": record.task_identifier,
-                        "observed_at": self.now,
-                        "state": record.state,
-                        "progress": record.progress,
-                    }
-                )
+                history.append(record)
         self.counts.inserted += len(new)
         self.counts.updated += len(changed)
         self.counts.unchanged += len(unchanged)
@@ -241,26 +329,36 @@ class TaskLoader:
         # Entities of unchanged tasks are left alone: a pass over an unchanged ZVM moves
         # nothing but the tasks' last_seen_at.
         self._save_entities([*new, *changed])
-        self._save_task_rows(new, changed)
+        self._save_task_rows(new, changed, prepared)
         self._touch(unchanged)
-        self._save_bridges(new, changed)
+        self._save_bridges(new, changed, prepared)
         # A changed task's row at this pass's time may exist: the same task earlier in this
         # answer (another batch). The later observation wins, as it does in tasks.
         changed_ids = {r.task_identifier for r in changed}
+        first_seen = [r for r in history if r.task_identifier not in changed_ids]
         key = ["task_identifier", "observed_at"]
         insert_new(
             self.conn,
             schema.task_status_changes,
-            [h for h in history if h["task_identifier"] not in changed_ids],
+            lambda: [self._status_row(r) for r in first_seen],
             key=key,
+            prepared=_prepared_rows(_STATUS_COLUMNS, prepared, first_seen, lambda p: (p.status,)),
         )
         upsert(
             self.conn,
             schema.task_status_changes,
-            [h for h in history if h["task_identifier"] in changed_ids],
+            [self._status_row(r) for r in history if r.task_identifier in changed_ids],
             key=key,
             update=["state", "progress"],
         )
+
+    def _status_row(self, record: TaskRecord) -> dict[str, Any]:
+        return {
+            "task_identifier": record.task_identifier,
+            "observed_at": self.now,
+            "state": record.state,
+            "progress": record.progress,
+        }
 
     def _track_cursors(self, records: Sequence[TaskRecord]) -> None:
         state = self.state
@@ -289,14 +387,28 @@ class TaskLoader:
             for record in records:
                 for identifier, href in getattr(record, attribute):
                     found[identifier] = href
+            saved = self._saved_entities.setdefault(key, {})
             rows = [
                 {key: identifier, "href": href, "first_seen_at": self.now, "last_seen_at": self.now}
                 for identifier, href in sorted(found.items())
+                if identifier not in saved or saved[identifier] != href
             ]
+            saved.update(found)
             upsert(self.conn, table, rows, key=[key], update=["href", "last_seen_at"])
 
-    def _save_task_rows(self, new: list[TaskRecord], changed: list[TaskRecord]) -> None:
-        insert_new(self.conn, schema.tasks, [self._task_row(r) for r in new], key=_TASK_KEY)
+    def _save_task_rows(
+        self,
+        new: list[TaskRecord],
+        changed: list[TaskRecord],
+        prepared: Mapping[str, PreparedTask] | None,
+    ) -> None:
+        insert_new(
+            self.conn,
+            schema.tasks,
+            lambda: [self._task_row(r) for r in new],
+            key=_TASK_KEY,
+            prepared=_prepared_rows(_TASK_COLUMNS, prepared, new, lambda p: (p.task,)),
+        )
         upsert(
             self.conn,
             schema.tasks,
@@ -323,21 +435,38 @@ class TaskLoader:
         for chunk in chunked(identifiers):
             self.conn.execute(statement, {"keys": list(chunk)})
 
-    def _save_bridges(self, new: list[TaskRecord], changed: list[TaskRecord]) -> None:
+    def _save_bridges(
+        self,
+        new: list[TaskRecord],
+        changed: list[TaskRecord],
+        prepared: Mapping[str, PreparedTask] | None,
+    ) -> None:
         replaced = [r.task_identifier for r in changed]
-        for attribute, _table, bridge, key in _ENTITIES:
+        written = [*new, *changed]
+        for index, (attribute, _table, bridge, key) in enumerate(_ENTITIES):
             statement = delete(bridge).where(
                 bridge.c.task_identifier.in_(bindparam("keys", expanding=True))
             )
             for chunk in chunked(replaced):
                 self.conn.execute(statement, {"keys": list(chunk)})
+
             # New tasks have no bridge rows, and changed ones just lost theirs: all new.
-            rows = [
-                {"task_identifier": record.task_identifier, key: identifier}
-                for record in (*new, *changed)
-                for identifier, _href in getattr(record, attribute)
-            ]
-            insert_new(self.conn, bridge, rows, key=["task_identifier", key])
+            def rows(attribute: str = attribute, key: str = key) -> list[dict[str, Any]]:
+                return [
+                    {"task_identifier": record.task_identifier, key: identifier}
+                    for record in written
+                    for identifier, _href in getattr(record, attribute)
+                ]
+
+            insert_new(
+                self.conn,
+                bridge,
+                rows,
+                key=["task_identifier", key],
+                prepared=_prepared_rows(
+                    ("task_identifier", key), prepared, written, _bridge_lines(index)
+                ),
+            )
 
     # -- the rest of a pass ----------------------------------------------------------------
 

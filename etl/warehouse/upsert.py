@@ -10,9 +10,11 @@ Callers pass plain dicts whose keys are the table's column names.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+import orjson
 from sqlalchemy import Connection, Table, any_, bindparam, func, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -20,14 +22,18 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.expression import ColumnElement, Executable
 from sqlalchemy.types import TypeEngine
 
-from etl.warehouse.types import UtcDateTime
+from etl.warehouse.types import Json, UtcDateTime
 
-__all__ = ["chunked", "insert_new", "select_in", "upsert"]
+__all__ = ["PreparedRows", "chunked", "insert_new", "row_preparer", "select_in", "upsert"]
 
 T = TypeVar("T")
 
 IN_CHUNK = 900
 """Keys per ``IN (...)`` list: under every driver's parameter limit, big enough to be cheap."""
+
+
+SQLITE_KEYS = 10_000
+"""Keys per look-up on SQLite, where they go as one JSON array (one parameter)."""
 
 
 def chunked(items: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
@@ -98,7 +104,12 @@ def upsert(
 
 
 def insert_new(
-    conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, key: Sequence[str]
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]] | Callable[[], Sequence[dict[str, Any]]],
+    *,
+    key: Sequence[str],
+    prepared: PreparedRows | None = None,
 ) -> None:
     """Insert ``rows`` that the caller believes are new (their keys were not in the table
     when it looked, in this transaction).
@@ -106,21 +117,34 @@ def insert_new(
     On PostgreSQL they are copied straight into the table (the fastest path there is);
     should some exist after all (another ZVM's pass loading the same task meanwhile), the
     copy is undone to a savepoint and the rows go through :func:`upsert`, which keeps the
-    existing ones. Elsewhere this is :func:`upsert` with nothing to update.
+    existing ones. ``prepared``, the same rows already in the driver's form, is what is
+    sent then (PostgreSQL and SQLite); with it, ``rows`` may be a function that makes the
+    dicts, called only when they are needed. Elsewhere this is :func:`upsert` with nothing
+    to update.
     """
-    if not rows:
+    if prepared is not None and not prepared.rows:
+        return
+    dicts = rows if not callable(rows) else None
+
+    def as_dicts() -> Sequence[dict[str, Any]]:
+        return dicts if dicts is not None else cast(Callable[[], Sequence[dict[str, Any]]], rows)()
+
+    if prepared is None and not as_dicts():
+        return
+    if prepared is not None and conn.dialect.name == "sqlite":
+        _sqlite_upsert(conn, table, [], key=key, update=(), keep=(), prepared=prepared)
         return
     if conn.dialect.name != "postgresql" or conn.dialect.driver != "psycopg":
-        upsert(conn, table, rows, key=key)
+        upsert(conn, table, as_dicts(), key=key)
         return
     savepoint = conn.begin_nested()
     try:
-        _copy(conn, f'"{table.name}"', table, rows)
+        _copy(conn, f'"{table.name}"', table, [] if prepared else as_dicts(), prepared=prepared)
     except DBAPIError as exc:
         savepoint.rollback()
         if getattr(exc.orig, "sqlstate", None) != "23505":  # unique_violation
             raise
-        upsert(conn, table, rows, key=key)
+        upsert(conn, table, as_dicts(), key=key)
     else:
         savepoint.commit()
 
@@ -193,15 +217,19 @@ def _sqlite_upsert(
     key: Sequence[str],
     update: Sequence[str],
     keep: Sequence[str],
+    prepared: PreparedRows | None = None,
 ) -> None:
-    """SQLite: one prepared statement, the driver's executemany (a loop in C)."""
-    names = list(rows[0])
+    """SQLite: one prepared statement, the driver's executemany (a loop in C); the values
+    are ``prepared``'s when given."""
+    names = list(prepared.columns) if prepared is not None else list(rows[0])
     quoted = ", ".join(f'"{name}"' for name in names)
     marks = ", ".join("?" for _ in names)
     conflict = _conflict_clause(table, key, update, keep)
     conn.exec_driver_sql(
         f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks}) {conflict}',
-        [tuple(values) for values in _processed(conn, table, names, rows)],
+        prepared.rows
+        if prepared is not None
+        else [tuple(values) for values in _processed(conn, table, names, rows)],
     )
 
 
@@ -237,20 +265,189 @@ def _copy_upsert(
     )
 
 
-def _copy(conn: Connection, target: str, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """COPY ``rows`` (dicts with ``table``'s column names) into ``target`` (quoted)."""
-    names = list(rows[0])
+COPY_CHUNK = 2000
+"""Rows formatted and sent to the server at a time by :func:`_copy`."""
+
+
+def _copy(
+    conn: Connection,
+    target: str,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    prepared: PreparedRows | None = None,
+) -> None:
+    """COPY ``rows`` (dicts with ``table``'s column names) into ``target`` (quoted), or
+    ``prepared``: the same rows already formatted (:func:`copy_lines`), sent as they are.
+
+    The rows go in COPY's text format, written here (:func:`_copy_formatter`): one string
+    per chunk of rows, not one driver call per value, which made formatting the costliest
+    part of a first load on the client. A column of a type without a formatter goes
+    through the driver's own row writer instead.
+    """
+    names = list(prepared.columns) if prepared is not None else list(rows[0])
     quoted = ", ".join(f'"{name}"' for name in names)
     driver = conn.connection.driver_connection
     assert driver is not None
     statement = f"COPY {target} ({quoted}) FROM STDIN"
+    formatters = [_copy_formatter(table.c[name].type) for name in names]
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
-            for values in _processed(conn, table, names, rows):
-                copy.write_row(values)
+            if prepared is not None:
+                for lines in chunked(prepared.rows, COPY_CHUNK):
+                    copy.write("".join(lines).encode())
+                return
+            if None in formatters:
+                for values in _processed(conn, table, names, rows):
+                    copy.write_row(values)
+                return
+            format_row = copy_lines(table, names)
+            for chunk in chunked(rows, COPY_CHUNK):
+                copy.write("".join([format_row([row[n] for n in names]) for row in chunk]).encode())
     except conn.dialect.loaded_dbapi.Error as exc:
         # The driver's own error, raised as SQLAlchemy raises every other database error.
         raise DBAPIError(statement, None, exc, hide_parameters=True) from exc
+
+
+@dataclass(frozen=True)
+class PreparedRows:
+    """Rows of a table already in the form the driver sends, their values in ``columns``
+    order: COPY text lines (``\\n`` included) on PostgreSQL, tuples of bound values on
+    SQLite. Made by :func:`row_preparer` away from the writer (on the thread that
+    normalizes), so that the writer only sends them."""
+
+    columns: tuple[str, ...]
+    rows: list[Any]
+
+
+def row_preparer(
+    table: Table, columns: Sequence[str], dialect: Dialect
+) -> Callable[[Sequence[Any]], Any]:
+    """A function making the :class:`PreparedRows` row of a row of ``table`` whose values
+    come in ``columns`` order, for ``dialect`` (PostgreSQL or SQLite)."""
+    if dialect.name == "postgresql":
+        return copy_lines(table, columns)
+    processors = []
+    for name in columns:
+        process = _bulk_processor(table.c[name].type, dialect)
+        if isinstance(table.c[name].type, UtcDateTime):
+            process = _remember_last(process)
+        processors.append(process)
+
+    def row(values: Sequence[Any]) -> tuple[Any, ...]:
+        return tuple(
+            value if process is None else process(value)
+            for process, value in zip(processors, values, strict=True)
+        )
+
+    return row
+
+
+def copy_lines(table: Table, columns: Sequence[str]) -> Callable[[Sequence[Any]], str]:
+    """A function giving the COPY text line (``\\n`` included) of a row of ``table`` whose
+    values come in ``columns`` order. Raises TypeError for a column of a type without a
+    COPY formatter."""
+    formatters = [_copy_formatter(table.c[name].type) for name in columns]
+    if None in formatters:
+        raise TypeError(f"no COPY text formatter for a column of {table.name}")
+    format_ = cast(list[Callable[[Any], str]], formatters)
+    last: list[Any] = [None, "\\N"]
+
+    def line(values: Sequence[Any]) -> str:
+        texts = []
+        for function, value in zip(format_, values, strict=True):
+            if function is _copy_timestamp and value is last[0]:
+                texts.append(last[1])  # the pass's own moment, in every row: formatted once
+                continue
+            text = function(value)
+            if function is _copy_timestamp:
+                last[0], last[1] = value, text
+            texts.append(text)
+        return "\t".join(texts) + "\n"
+
+    return line
+
+
+def _remember_last(process: Callable[[Any], Any] | None) -> Callable[[Any], Any] | None:
+    """``process`` giving its last result again for the same value object: the pass's own
+    moment is in every row (first seen, last seen...), and is converted once."""
+    if process is None:
+        return None
+    last: list[Any] = [None, None]
+
+    def remembered(value: Any) -> Any:
+        if value is not last[0] or value is None:
+            last[0], last[1] = value, process(value)
+        return last[1]
+
+    return remembered
+
+
+def _copy_text(value: str | None) -> str:
+    if value is None:
+        return "\\N"
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        value = (
+            value.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
+    return value
+
+
+def _copy_integer(value: int | None) -> str:
+    return "\\N" if value is None else str(int(value))
+
+
+def _copy_float(value: float | None) -> str:
+    return "\\N" if value is None else repr(float(value))
+
+
+def _copy_boolean(value: bool | None) -> str:
+    if value is None:
+        return "\\N"
+    return "t" if value else "f"
+
+
+def _copy_timestamp(value: datetime | None) -> str:
+    if value is None:
+        return "\\N"
+    if value.utcoffset() is None:
+        UtcDateTime().process_bind_param(value, _POSTGRESQL)  # raises NaiveDatetimeError
+    return value.isoformat(" ")  # the offset written: the server stores the instant
+
+
+def _copy_json(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    text = orjson.dumps(value).decode()  # an orjson.Fragment goes as it is
+    # Compact JSON holds no raw tab or line break (they are escaped in its strings).
+    return text.replace("\\", "\\\\") if "\\" in text else text
+
+
+_POSTGRESQL: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _copy_formatter(type_: TypeEngine[Any]) -> Callable[[Any], str] | None:
+    """How a value of ``type_`` is written in PostgreSQL's COPY text format (``\\N`` for
+    null, backslash escapes in text), or None when no formatter is written for it."""
+    if isinstance(type_, UtcDateTime):
+        return _copy_timestamp
+    if isinstance(type_, Json):
+        return _copy_json
+    python: type[Any] | None
+    try:
+        python = type_.python_type
+    except NotImplementedError:
+        python = None
+    formatters: dict[type[Any] | None, Callable[[Any], str]] = {
+        str: _copy_text,
+        bool: _copy_boolean,
+        int: _copy_integer,
+        float: _copy_float,
+    }
+    return formatters.get(python)
 
 
 def select_in(
@@ -271,6 +468,15 @@ def select_in(
         statement = select(*selected).where(table.c[key] == any_(keys))
         if values:
             yield from (tuple(row) for row in conn.execute(statement, {"keys": list(values)}))
+        return
+    if conn.dialect.name == "sqlite":
+        # One statement of constant text per call, the keys as one JSON array: a list of
+        # hundreds of parameters is compiled again for every chunk.
+        listed = select(func.json_each(bindparam("keys")).table_valued("value").c.value)
+        statement = select(*selected).where(table.c[key].in_(listed.scalar_subquery()))
+        for chunk in chunked(values, SQLITE_KEYS):
+            rows = conn.execute(statement, {"keys": orjson.dumps(list(chunk)).decode()})
+            yield from (tuple(row) for row in rows)
         return
     statement = select(*selected).where(table.c[key].in_(bindparam("keys", expanding=True)))
     for chunk in chunked(values):
