@@ -128,7 +128,7 @@ class Prefetch:
         windows: Sequence[Window] | WindowPlanner,
         *,
         batch_size: int,
-        depth: int = 4,
+        depth: int = 2,
         prepare: Callable[[list[TaskRecord]], Any] | None = None,
     ) -> None:
         self._client = client

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from etl.errors import ZvmConnectionError, ZvmResponseError
+from etl.normalize import TaskRecord
 from etl.prefetch import Prefetch, Window
 from etl.windows import WindowPlanner
 from etl.zvm.answers import TaskList
@@ -129,3 +130,20 @@ def test_a_planner_is_asked_for_each_window_once_the_previous_answer_is_counted(
         f"t{m}.s" for m in range(600, 700)
     ]
     assert totals[0] == 12 and totals[-1] == len(client.asked)
+
+
+def test_prepare_runs_on_the_producer_thread_for_the_records_written() -> None:
+    """Each batch carries what ``prepare`` made of exactly its records (the overlap's
+    repeats already dropped), made on the producer's thread, not the consumer's."""
+    client = Client(range(100))
+    threads: set[str] = set()
+
+    def prepare(records: list[TaskRecord]) -> list[str]:
+        threads.add(threading.current_thread().name)
+        return [r.task_identifier for r in records]
+
+    with Prefetch(client, windows(0, 30, 60), batch_size=7, prepare=prepare) as feed:  # type: ignore[arg-type]
+        batches = [batch for _window, part in feed for batch in part]
+    assert all(b.prepared == [r.task_identifier for r in b.records] for b in batches)
+    assert sum(len(b.prepared) for b in batches) == 100
+    assert threads == {"prefetch"}
