@@ -46,11 +46,13 @@ from sqlalchemy import (
 )
 
 from etl.normalize import FINAL_STATES, STATE_NAMES
+from etl.warehouse.sqlfiles import OPEN_STATES
 from etl.warehouse.types import Json, JsonText, UtcDateTime
 
 __all__ = [
     "FINAL_STATES",
     "NAMING_CONVENTION",
+    "OPEN_STATES",
     "RECOVERY_VPG_LINKS",
     "RUN_STATUSES",
     "RUN_TRIGGERS",
@@ -312,15 +314,27 @@ tasks = _table(
         doc="when a load last found the task changed (its payload differed)",
     ),
     Index(None, "zvm", "started_at"),
-    Index(None, "completed_at"),
+    Index(None, "started_at", "zvm", "type", "state", "duration_seconds"),
     Index(None, "state"),
-    Index(None, "type"),
+    Index(None, "type", "state", "started_at"),
 )
 """One row per ZVM task, its latest known version. ``payload_hash`` is the sha256 hex
-digest of the payload bytes as received: the loader compares it to skip unchanged tasks."""
+digest of the payload bytes as received: the loader compares it to skip unchanged tasks.
 
-OPEN_STATES = tuple(sorted(set(TASK_STATES) - FINAL_STATES))
-"""The states a task can still leave (every state but Failed, Stopped and Completed)."""
+Its indexes, each used by a plan (``docs/warehouse.md`` shows which; the payload makes
+every row wide, so a query that scans them all reads the whole table):
+
+- ``(zvm, started_at)``: a pass's and ``zvm-etl verify``'s ranges of one ZVM's tasks;
+- ``(started_at, zvm, type, state, duration_seconds)``: a look-back over every ZVM (views
+  read with ``--since``, the ready queries' ``days``), and the counts, rates and durations
+  by day, ZVM, type and state (``v_task_daily``, ``failure_rate_*``,
+  ``duration_percentiles``...) read from the index alone, not from the wide rows;
+- ``(state)``: the open states (``v_open_tasks``, ``v_etl_health``), the failures
+  (``failure_rate_by_week``'s reasons), and the foreign key;
+- ``(type, state, started_at)``: the tasks of a few types (failover tests, moves), by
+  outcome and time (``v_failover_tests``, ``dr_test_evidence``, ``move_durations``), and
+  the foreign key on ``type``."""
+
 
 ix_tasks_open = Index(
     "ix_tasks_open",
@@ -455,6 +469,18 @@ task_status_changes = _table(
 )
 """The primary key (task_identifier, observed_at) is also the "changes of a task, in order"
 index: a second index on task_identifier would only slow the inserts down."""
+
+WAITING_STATES = (2, 3)
+"""WaitingForUserInput and Paused: the states ``waiting_time`` measures."""
+
+ix_task_status_changes_waiting = Index(
+    "ix_task_status_changes_waiting",
+    task_status_changes.c.task_identifier,
+    postgresql_where=task_status_changes.c.state.in_(WAITING_STATES),
+).ddl_if(dialect="postgresql")
+"""PostgreSQL only: the observations of a task waiting for user input or paused, the few
+``waiting_time`` starts from (a partial index: a handful of rows, next to nothing to keep
+up during a load). Without it that query reads every status change of the look-back."""
 
 sync_cursors = _table(
     "sync_cursors",

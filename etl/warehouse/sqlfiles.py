@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from etl.errors import InstallationError, UnknownExportName
+from etl.normalize import FINAL_STATES, STATE_NAMES
 from etl.resources import sql_dir
 
 __all__ = [
@@ -47,6 +48,11 @@ __all__ = [
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _VIEW_FILE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*)\.v(?P<version>[1-9][0-9]*)\.sql$")
 _MYSQL_DIALECTS = frozenset({"mysql", "mariadb"})
+
+OPEN_STATES = tuple(sorted(set(STATE_NAMES) - FINAL_STATES))
+"""The states a task can still leave (``task_states.is_final`` false), as the
+``open_states()`` macro lists them: a literal list, which lets every database's planner
+use its statistics and an index on state (PostgreSQL's partial ``ix_tasks_open``)."""
 
 DIALECTS = ("sqlite", "postgresql", "mysql")
 """The databases every file is written for (``mariadb`` renders as ``mysql``)."""
@@ -75,6 +81,7 @@ def _macros(dialect: str) -> dict[str, Macro]:
         )
 
     macros["percentile_cont"] = percentile_cont
+    macros["open_states"] = lambda: ", ".join(str(state) for state in OPEN_STATES)
     return macros
 
 

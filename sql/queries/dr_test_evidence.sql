@@ -16,7 +16,26 @@
 -- ZVM that lists the VPG,
 -- else the one whose tasks named it. The gaps come first: never tested, then the oldest
 -- last success; then by name.
-WITH successes AS (
+WITH test_types AS (
+    -- The type's spellings (casing has varied between ZVM versions), so that the tasks are
+    -- found through the index on (type, state, started_at) rather than a scan of them all.
+    SELECT name FROM task_types WHERE LOWER(name) = 'failovertest'
+),
+tests AS (
+    -- One read of the failover tests for both: each VPG's last success, and its tests and
+    -- failed tests in the look-back.
+    SELECT
+        tv.vpg_identifier,
+        MAX(CASE WHEN t.state = 6 THEN t.started_at END) AS last_success_at,
+        COUNT(CASE WHEN t.started_at >= ${days_ago(":days")} THEN 1 END) AS tests,
+        SUM(CASE WHEN t.started_at >= ${days_ago(":days")} AND t.state = 4 THEN 1 ELSE 0 END)
+            AS failed_tests
+    FROM tasks AS t
+    JOIN task_vpgs AS tv ON tv.task_identifier = t.task_identifier
+    WHERE t.type IN (SELECT name FROM test_types)
+    GROUP BY tv.vpg_identifier
+),
+successes AS (
     SELECT
         tv.vpg_identifier,
         t.task_identifier,
@@ -27,29 +46,23 @@ WITH successes AS (
         ro.rto_seconds,
         ROW_NUMBER() OVER (
             PARTITION BY tv.vpg_identifier
-            ORDER BY t.started_at DESC, t.task_identifier DESC
+            ORDER BY t.task_identifier DESC
         ) AS newest_first
-    FROM tasks AS t
-    JOIN task_vpgs AS tv ON tv.task_identifier = t.task_identifier
+    FROM tests AS l
+    JOIN tasks AS t ON t.started_at = l.last_success_at
+    JOIN task_vpgs AS tv
+        ON tv.task_identifier = t.task_identifier AND tv.vpg_identifier = l.vpg_identifier
     LEFT JOIN (
         SELECT task_identifier, MAX(rto_seconds) AS rto_seconds
         FROM recovery_operations
         WHERE task_identifier IS NOT NULL AND rto_seconds IS NOT NULL
         GROUP BY task_identifier
     ) AS ro ON ro.task_identifier = t.task_identifier
-    WHERE LOWER(t.type) = 'failovertest' AND t.state = 6
-),
-window_tests AS (
-    SELECT
-        tv.vpg_identifier,
-        COUNT(*) AS tests,
-        SUM(CASE WHEN t.state = 4 THEN 1 ELSE 0 END) AS failed_tests
-    FROM tasks AS t
-    JOIN task_vpgs AS tv ON tv.task_identifier = t.task_identifier
-    WHERE LOWER(t.type) = 'failovertest' AND t.started_at >= ${days_ago(":days")}
-    GROUP BY tv.vpg_identifier
+    WHERE t.type IN (SELECT name FROM test_types) AND t.state = 6
 ),
 known_vpgs AS (
+    -- A VPG no ZVM lists takes the greatest ZVM whose tasks name it: found ZVM by ZVM,
+    -- each check stopping at its first task, rather than by reading all the VPG's tasks.
     SELECT
         v.vpg_identifier,
         v.name,
@@ -59,10 +72,14 @@ known_vpgs AS (
         COALESCE(
             v.zvm,
             (
-                SELECT MAX(t.zvm)
-                FROM task_vpgs AS tv
-                JOIN tasks AS t ON t.task_identifier = tv.task_identifier
-                WHERE tv.vpg_identifier = v.vpg_identifier
+                SELECT MAX(z.name)
+                FROM zvms AS z
+                WHERE EXISTS (
+                    SELECT 1
+                    FROM task_vpgs AS tv
+                    JOIN tasks AS t ON t.task_identifier = tv.task_identifier
+                    WHERE tv.vpg_identifier = v.vpg_identifier AND t.zvm = z.name
+                )
             )
         ) AS zvm
     FROM vpgs AS v
@@ -94,7 +111,7 @@ SELECT
     ${seconds_since("s.started_at")} / 86400.0 AS days_since_last_success
 FROM known_vpgs AS k
 LEFT JOIN successes AS s ON s.vpg_identifier = k.vpg_identifier AND s.newest_first = 1
-LEFT JOIN window_tests AS w ON w.vpg_identifier = k.vpg_identifier
+LEFT JOIN tests AS w ON w.vpg_identifier = k.vpg_identifier
 LEFT JOIN sites AS ps ON ps.site_identifier = k.protected_site_identifier
 LEFT JOIN sites AS rs ON rs.site_identifier = k.recovery_site_identifier
 WHERE (:zvm = '' OR k.zvm = :zvm)

@@ -7,13 +7,15 @@
 -- database: the linear interpolation between the two nearest values that PostgreSQL's
 -- percentile_cont computes, written with ROW_NUMBER() and COUNT() windows (the
 -- percentile_cont macro) because SQLite has no percentile function and MariaDB's is a
--- window function only. Slowest p90 first.
+-- window function only. Tasks of equal duration may take either place in a type's order:
+-- a percentile reads only the values, so it is the same either way (and the sort stays
+-- narrow). Slowest p90 first.
 WITH durations AS (
     SELECT
         t.type,
         t.duration_seconds AS duration,
         ROW_NUMBER() OVER (
-            PARTITION BY t.type ORDER BY t.duration_seconds, t.task_identifier
+            PARTITION BY t.type ORDER BY t.duration_seconds
         ) AS row_in_type,
         COUNT(*) OVER (PARTITION BY t.type) AS tasks_in_type
     FROM tasks AS t

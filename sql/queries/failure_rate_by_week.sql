@@ -14,8 +14,7 @@ WITH finished AS (
         ${iso_week("t.started_at")} AS iso_week,
         t.zvm,
         t.type,
-        t.state,
-        COALESCE(NULLIF(t.complete_reason, ''), '(no reason given)') AS reason
+        t.state
     FROM tasks AS t
     WHERE t.state IN (4, 5, 6)
         AND ${week_start("t.started_at")} >= ${week_start(days_ago(":days"))}
@@ -33,10 +32,19 @@ weekly AS (
     GROUP BY week_start, iso_week, zvm, type
 ),
 reason_counts AS (
-    SELECT week_start, zvm, type, reason, COUNT(*) AS failures
-    FROM finished
-    WHERE state = 4
-    GROUP BY week_start, zvm, type, reason
+    -- Only the failures are read for their reasons (through the index on state).
+    SELECT
+        ${week_start("t.started_at")} AS week_start,
+        t.zvm,
+        t.type,
+        COALESCE(NULLIF(t.complete_reason, ''), '(no reason given)') AS reason,
+        COUNT(*) AS failures
+    FROM tasks AS t
+    WHERE t.state = 4
+        AND ${week_start("t.started_at")} >= ${week_start(days_ago(":days"))}
+        AND (:zvm = '' OR t.zvm = :zvm)
+    GROUP BY ${week_start("t.started_at")}, t.zvm, t.type,
+        COALESCE(NULLIF(t.complete_reason, ''), '(no reason given)')
 ),
 ranked AS (
     SELECT

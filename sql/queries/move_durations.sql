@@ -16,7 +16,11 @@ SELECT
 FROM tasks AS t
 LEFT JOIN task_vpgs AS tv ON tv.task_identifier = t.task_identifier
 LEFT JOIN vpgs AS v ON v.vpg_identifier = tv.vpg_identifier
-WHERE LOWER(t.type) IN ('move', 'movebeforecommit', 'movecommit', 'moverollback')
+WHERE t.type IN (
+        SELECT tt.name
+        FROM task_types AS tt
+        WHERE LOWER(tt.name) IN ('move', 'movebeforecommit', 'movecommit', 'moverollback')
+    )
     AND t.state = 6
 GROUP BY t.zvm, tv.vpg_identifier, v.name, t.type
 ORDER BY max_duration_seconds DESC, t.zvm, t.type;

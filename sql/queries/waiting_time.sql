@@ -7,7 +7,8 @@
 -- the task was last seen (last_seen_at), so a task still waiting counts up to the last
 -- pass that saw it. Observations are taken by the sync passes, so the times are precise
 -- to about one sync interval. still_waiting is 1 when the task is in state 2 or 3 now.
--- vpg_names as in slowest_tasks. Longest total first.
+-- vpg_names as in slowest_tasks. Longest total first. Only the tasks ever seen waiting or
+-- paused are read (on PostgreSQL through a partial index of those observations).
 WITH observations AS (
     SELECT
         c.task_identifier,
@@ -23,6 +24,9 @@ WITH observations AS (
     JOIN tasks AS t ON t.task_identifier = c.task_identifier
     WHERE t.started_at >= ${days_ago(":days")}
         AND (:zvm = '' OR t.zvm = :zvm)
+        AND c.task_identifier IN (
+            SELECT w.task_identifier FROM task_status_changes AS w WHERE w.state IN (2, 3)
+        )
 ),
 waits AS (
     SELECT
