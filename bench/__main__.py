@@ -8,11 +8,15 @@ Settings come from environment variables (defaults in brackets; ``--quick`` chan
                               passes run three times whatever it says)
   BENCH_LARGE [1000000]       tasks of the scale case (and the large incremental); 0 skips
   BENCH_LARGE_REPEATS [1]     runs of the scale case
+  BENCH_ANALYST [1000000]     tasks of the analyst case's warehouses (PostgreSQL, SQLite);
+                              0 skips it
+  BENCH_ANALYST_HUGE [10000000]  tasks of its huge PostgreSQL warehouse (grown from the
+                              first in SQL); 0 skips it
   BENCH_ZVMS [50]             ZVMs of the many-ZVM case
   BENCH_ZVM_TASKS [2000]      tasks of each of them
   BENCH_NEW_TASKS [1000]      new tasks an incremental pass brings
   BENCH_DBS [postgres,sqlite] warehouses of the first-pass and profile cases
-  BENCH_CASES [first,scale,export,incremental,many,names,startup,profile]
+  BENCH_CASES [first,scale,export,incremental,many,names,startup,profile,analyst]
   BENCH_PG [postgresql://postgres@127.0.0.1:5432]   server for the fresh databases
   BENCH_OUTPUT [bench/results.md]
 """
@@ -25,6 +29,7 @@ import time
 import traceback
 from datetime import UTC, datetime
 
+from bench.analyst_case import case_analyst
 from bench.cases import Bench, profile_first_pass
 from bench.env import DLT_BIN, PRODUCT_BIN, Settings
 from bench.export_case import case_export
@@ -64,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
         ("scale", bench.case_scale),
         ("export", lambda: case_export(bench)),
         ("incremental", lambda: bench.case_incremental([settings.large])),
+        ("analyst", lambda: case_analyst(bench)),
     ]
     try:
         for name, step in steps:

@@ -181,6 +181,7 @@ class Bench:
         self.kept: dict[int, Db] = {}  # warehouses left by first passes, by task count
         self.datasets: dict[int, Dataset] = {}
         self.profiles: dict[str, Any] = {}
+        self.analyst: list[dict[str, Any]] = []  # the analyst case's timings, per warehouse
         self.failures: list[str] = []
         self._many: tuple[FakeZvmProcess, list[Dataset]] | None = None
 

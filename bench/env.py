@@ -27,7 +27,17 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 PRODUCT_BIN = ROOT / ".venv" / "bin"
 DLT_BIN = BENCH_DIR / ".venv-dlt" / "bin"
-ALL_CASES = ("first", "scale", "export", "incremental", "many", "names", "startup", "profile")
+ALL_CASES = (
+    "first",
+    "scale",
+    "export",
+    "incremental",
+    "many",
+    "names",
+    "startup",
+    "profile",
+    "analyst",
+)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -48,6 +58,8 @@ class Settings:
     repeats: int = 3
     large: int = 1_000_000
     large_repeats: int = 1
+    analyst: int = 1_000_000
+    analyst_huge: int = 10_000_000
     zvms: int = 50
     zvm_tasks: int = 2_000
     zvm_rate: float = 5.0
@@ -71,6 +83,8 @@ class Settings:
             repeats=_env_int("BENCH_REPEATS", base.repeats),
             large=_env_int("BENCH_LARGE", base.large),
             large_repeats=_env_int("BENCH_LARGE_REPEATS", base.large_repeats),
+            analyst=_env_int("BENCH_ANALYST", base.analyst),
+            analyst_huge=_env_int("BENCH_ANALYST_HUGE", base.analyst_huge),
             zvms=_env_int("BENCH_ZVMS", base.zvms),
             zvm_tasks=_env_int("BENCH_ZVM_TASKS", base.zvm_tasks),
             zvm_rate=base.zvm_rate,
@@ -92,6 +106,8 @@ class Settings:
             tasks=10_000,
             repeats=1,
             large=0,
+            analyst=0,
+            analyst_huge=0,
             cases=("first",),
             output=BENCH_DIR / "results-quick.md",
         )
@@ -103,6 +119,8 @@ class Settings:
             "BENCH_REPEATS": str(self.repeats),
             "BENCH_LARGE": str(self.large),
             "BENCH_LARGE_REPEATS": str(self.large_repeats),
+            "BENCH_ANALYST": str(self.analyst),
+            "BENCH_ANALYST_HUGE": str(self.analyst_huge),
             "BENCH_ZVMS": str(self.zvms),
             "BENCH_ZVM_TASKS": str(self.zvm_tasks),
             "BENCH_NEW_TASKS": str(self.new_tasks),

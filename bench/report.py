@@ -18,7 +18,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.cases import INCREMENTAL_RUNS, Bench, Result
+from bench.analyst_case import (
+    ANALYST_LIMIT,
+    HUGE_LIMIT,
+    LOOK_BACK_DAYS,
+    REPORT_RSS_LIMIT,
+    REPORT_TIME_LIMIT,
+)
+from bench.cases import DB_NAMES, INCREMENTAL_RUNS, Bench, Result
 from bench.env import ROOT, tool_versions
 from bench.export_case import EXPORT_RSS_LIMIT
 from bench.names_case import NAMES_HOSTS, NAMES_LIMIT, NAMES_VPGS, names_cost
@@ -329,6 +336,69 @@ def _goals(bench: Bench) -> tuple[str, str]:
     )
 
 
+def _analyst_section(bench: Bench) -> str:
+    """The analyst case: per warehouse, each statement's median (of three, after a warm-up),
+    its rows and the indexes its plan uses (PostgreSQL), then its goal lines."""
+    parts: list[str] = []
+    for entry in bench.analyst:
+        tasks, kind = entry["tasks"], entry["kind"]
+        limit = HUGE_LIMIT if tasks > bench.settings.analyst else ANALYST_LIMIT
+        timings = entry["timings"]
+        rows = [
+            [
+                t["kind"],
+                t["name"],
+                f"{t['median']:.3f}",
+                f"{min(t['seconds']):.3f}-{max(t['seconds']):.3f}",
+                f"{t['rows']:,}",
+                ", ".join(t.get("indexes", [])) or ("-" if kind == "postgres" else ""),
+            ]
+            for t in timings
+        ]
+        slow = [t for t in timings if t["median"] >= limit]
+        worst = max(timings, key=lambda t: t["median"])
+        report = bench.results.get(entry["report"])
+        goals = _Goals()
+        if kind == "postgres":
+            goals.add(
+                f"every statement under {limit:g} s at {tasks:,} tasks (PostgreSQL)",
+                f"slowest {worst['median']:.2f}s ({worst['name']}); {len(slow)} over",
+                not slow,
+            )
+        else:
+            goals.add(
+                f"statements on {DB_NAMES[kind]} at {tasks:,} tasks",
+                f"slowest {worst['median']:.2f}s ({worst['name']}); {len(slow)} over {limit:g} s",
+                None,
+                verdict="reported (the goal is PostgreSQL's)",
+            )
+        if report is not None:
+            goals.add(
+                f"zvm-etl report (30 days) under {REPORT_TIME_LIMIT:g} s and "
+                f"{REPORT_RSS_LIMIT:g} MB",
+                f"{report.median:.2f}s, {report.rss:.0f} MB",
+                report.median < REPORT_TIME_LIMIT and report.rss < REPORT_RSS_LIMIT,
+            )
+        parts += [
+            f"### {DB_NAMES[kind]}, {tasks:,} tasks ({entry['how']})",
+            "",
+            _table(["kind", "name", "median s", "min-max s", "rows", "indexes (plan)"], rows),
+            "",
+            _table(["goal", "measured", "verdict"], goals.rows),
+            "",
+        ]
+    if not parts:
+        return ""
+    intro = (
+        f"Views read with a {LOOK_BACK_DAYS}-day filter on their time column, ready queries "
+        "with their defaults, Grafana panels (PostgreSQL) for a "
+        f"{LOOK_BACK_DAYS}-day range, in one process per warehouse, every row fetched; "
+        "median of three runs after a warm-up. `python -m bench.analyst_case --url URL` "
+        "prints the same for any warehouse."
+    )
+    return "\n".join(["## Analysts and dashboards", "", intro, "", *parts])
+
+
 def _windows_section(bench: Bench) -> str:
     parts = []
     for key, result in bench.results.items():
@@ -498,6 +568,9 @@ def render(bench: Bench, *, started: datetime, command: str) -> str:
     analysis = FINDINGS.read_text(encoding="utf-8").strip() if FINDINGS.exists() else ""
     if analysis and not s.quick:
         sections += [analysis, ""]
+    analyst = _analyst_section(bench)
+    if analyst:
+        sections += [analyst, ""]
     windows = _windows_section(bench)
     if windows:
         sections += ["## Time per backfill window", "", windows, ""]
