@@ -709,6 +709,7 @@ def profiled_sync(bench: Bench, db: Db, config: Path, name: str) -> dict[str, An
 def profile_first_pass(bench: Bench) -> None:
     """py-spy (and, on PostgreSQL, the statement log) over one first pass per database,
     and the imports of ``zvm-etl --version`` and of a no-change sync."""
+    from bench.floor import server_floor
     from bench.profiles import import_times
 
     s = bench.settings
@@ -725,6 +726,9 @@ def profile_first_pass(bench: Bench) -> None:
             entry["title"] = f"{DB_NAMES[db_kind]}: zvm-etl first pass of {s.tasks:,} tasks"
             bench.check_etl(db, dataset.base, dataset.entity_rows(dataset.base), "profile")
             bench.profiles[db_kind] = entry
+            if db_kind == "postgres":
+                bench.log("profile: PostgreSQL's own cost of those rows (bench/floor.py)")
+                bench.profiles["floor"] = server_floor(db.dsn)
             bench.dbs.drop(db)
     product_python = str(PRODUCT_BIN / "python")
     bench.profiles["imports_version"] = import_times([product_python, "-m", "etl", "--version"])

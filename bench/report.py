@@ -28,6 +28,7 @@ from bench.analyst_case import (
 from bench.cases import DB_NAMES, INCREMENTAL_RUNS, Bench, Result
 from bench.env import ROOT, tool_versions
 from bench.export_case import EXPORT_RSS_LIMIT
+from bench.floor import SHAPES, FloorRow
 from bench.names_case import NAMES_HOSTS, NAMES_LIMIT, NAMES_VPGS, names_cost
 from bench.profiles import SpySummary, Statement
 
@@ -433,6 +434,27 @@ def _profile_entries(bench: Bench) -> list[dict[str, Any]]:
     return [e for k in keys if isinstance(e := bench.profiles.get(k), dict) and "spy" in e]
 
 
+def _floor_section(rows: list[FloorRow]) -> str:
+    """bench/floor.py's figures: the server's own cost of a first pass's rows."""
+    totals = [sum(row.seconds[i] for row in rows) for i in range(len(SHAPES))]
+    table = _table(
+        ["table", "rows", *SHAPES],
+        [
+            *[[r.table, f"{r.rows:,}", *(f"{s:.2f}s" for s in r.seconds)] for r in rows],
+            ["all", "", *(f"{s:.2f}s" for s in totals)],
+        ],
+    )
+    return (
+        "### PostgreSQL's floor: the server's own cost of the first pass's rows\n\n"
+        "`bench/floor.py`, on the profiled PostgreSQL first pass's database: each table's "
+        "rows, read out as COPY text, copied back into empty copies of the tables (one "
+        "transaction, rolled back; no Python runs while the server works). The first "
+        "column is the warehouse as it is (indexes and foreign keys), then without foreign "
+        "keys, then bare heaps: what any program storing these rows spends in the server, "
+        "and what each part of the design costs.\n\n" + table
+    )
+
+
 def _spy_section(entry: dict[str, Any], *, top: int = 15) -> str:
     spy: SpySummary = entry["spy"]
     total = spy.seconds or 1.0
@@ -643,6 +665,9 @@ def render(bench: Bench, *, started: datetime, command: str) -> str:
     for entry in _profile_entries(bench):
         first = not entry["title"].startswith("incremental")
         profile_parts += [_spy_section(entry, top=15 if first else 10), ""]
+    floor = bench.profiles.get("floor")
+    if floor:
+        profile_parts += [_floor_section(floor), ""]
     for key, label in (
         ("imports_version", "`zvm-etl --version`"),
         ("imports_sync", "a no-change `zvm-etl sync`"),
