@@ -152,7 +152,8 @@ def _time_warehouse(bench: Bench, db: Db, tasks: int, how: str) -> None:
 def replicate(db: Db, copies: int, *, shift_days: int = COPY_SHIFT_DAYS) -> None:
     """Add ``copies`` copies of every task of PostgreSQL warehouse ``db`` (with its bridge
     rows, status changes, recovery operations and their steps), copy ``k`` with identifiers
-    prefixed ``c<k>-`` and every timestamp ``k * shift_days`` days earlier; then ANALYZE."""
+    prefixed ``x<k>-`` (no hexadecimal identifier starts with x) and every timestamp
+    ``k * shift_days`` days earlier; then ANALYZE."""
     import psycopg
 
     from etl.warehouse import schema
@@ -160,7 +161,7 @@ def replicate(db: Db, copies: int, *, shift_days: int = COPY_SHIFT_DAYS) -> None
     with psycopg.connect(db.dsn, autocommit=True) as conn:
         for k in range(1, copies + 1):
             shift = f"interval '{k * shift_days} days'"
-            prefix = f"'c{k}-'"
+            prefix = f"'x{k}-'"
             for table, ids in _COPIED:
                 columns = list(schema.metadata.tables[table].columns)
                 names = ", ".join(c.name for c in columns)
@@ -170,7 +171,7 @@ def replicate(db: Db, copies: int, *, shift_days: int = COPY_SHIFT_DAYS) -> None
                 )
                 conn.execute(
                     f"INSERT INTO {table} ({names}) SELECT {values} FROM {table} "
-                    f"WHERE {ids[0]} NOT LIKE 'c%-%'"
+                    f"WHERE {ids[0]} NOT LIKE 'x%'"
                 )
         conn.execute("VACUUM ANALYZE")
 
