@@ -838,6 +838,7 @@ def _plan(connection: sa.Connection, name: str) -> str:
     from etl.export import resolve
 
     source = resolve(connection, name)
+    assert isinstance(source.statement, sa.ClauseElement)
     compiled = source.statement.compile(dialect=connection.dialect)
     bound = {**compiled.params, **source.params}
     return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {compiled}", bound))
