@@ -81,6 +81,16 @@ def _macros(dialect: str) -> dict[str, Macro]:
         )
 
     macros["percentile_cont"] = percentile_cont
+
+    def percentile(fraction: str, value: str, row: str, count: str) -> str:
+        # The same value as percentile_cont; PostgreSQL computes it with its own ordered-set
+        # aggregate, which needs neither window (its planner then drops them, and their
+        # sort) nor the per-row arithmetic, the costliest part of the window form there.
+        if dialect == "postgresql":
+            return f"percentile_cont({fraction}) WITHIN GROUP (ORDER BY {value})"
+        return percentile_cont(fraction, value, row, count)
+
+    macros["percentile"] = percentile
     macros["open_states"] = lambda: ", ".join(str(state) for state in OPEN_STATES)
     return macros
 

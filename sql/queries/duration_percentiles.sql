@@ -5,11 +5,11 @@
 -- Parameter zvm = '': only this ZVM's tasks (empty: every ZVM).
 -- The percentiles (p25, median, p75, p90, p95, p99, in seconds) are exact on every
 -- database: the linear interpolation between the two nearest values that PostgreSQL's
--- percentile_cont computes, written with ROW_NUMBER() and COUNT() windows (the
--- percentile_cont macro) because SQLite has no percentile function and MariaDB's is a
--- window function only. Tasks of equal duration may take either place in a type's order:
--- a percentile reads only the values, so it is the same either way (and the sort stays
--- narrow). Slowest p90 first.
+-- percentile_cont computes: PostgreSQL's own, written elsewhere with ROW_NUMBER() and
+-- COUNT() windows (the percentile macro) because SQLite has no percentile function and
+-- MariaDB's is a window function only. Tasks of equal duration may take either place in a
+-- type's order: a percentile reads only the values, so it is the same either way (and the
+-- sort stays narrow). Slowest p90 first.
 WITH durations AS (
     SELECT
         t.type,
@@ -28,12 +28,12 @@ SELECT
     type,
     COUNT(*) AS tasks,
     MIN(duration) AS min_seconds,
-    ${percentile_cont("0.25", "duration", "row_in_type", "tasks_in_type")} AS p25_seconds,
-    ${percentile_cont("0.5", "duration", "row_in_type", "tasks_in_type")} AS median_seconds,
-    ${percentile_cont("0.75", "duration", "row_in_type", "tasks_in_type")} AS p75_seconds,
-    ${percentile_cont("0.9", "duration", "row_in_type", "tasks_in_type")} AS p90_seconds,
-    ${percentile_cont("0.95", "duration", "row_in_type", "tasks_in_type")} AS p95_seconds,
-    ${percentile_cont("0.99", "duration", "row_in_type", "tasks_in_type")} AS p99_seconds,
+    ${percentile("0.25", "duration", "row_in_type", "tasks_in_type")} AS p25_seconds,
+    ${percentile("0.5", "duration", "row_in_type", "tasks_in_type")} AS median_seconds,
+    ${percentile("0.75", "duration", "row_in_type", "tasks_in_type")} AS p75_seconds,
+    ${percentile("0.9", "duration", "row_in_type", "tasks_in_type")} AS p90_seconds,
+    ${percentile("0.95", "duration", "row_in_type", "tasks_in_type")} AS p95_seconds,
+    ${percentile("0.99", "duration", "row_in_type", "tasks_in_type")} AS p99_seconds,
     MAX(duration) AS max_seconds,
     AVG(duration) AS avg_seconds
 FROM durations

@@ -9,8 +9,8 @@
 -- Parameter target_seconds = 0: your RTO target in seconds (0: none given).
 -- The ZVM states no RTO target (its API has none, see docs/zvm-api.md): give yours as
 -- target_seconds and operations_over_target counts the operations slower than it.
--- p50/p90 are exact (PostgreSQL's percentile_cont, written with the percentile_cont macro:
--- see duration_percentiles). vpg_name is the VPG's last known name, else the name the report
+-- p50/p90 are exact (PostgreSQL's percentile_cont, written elsewhere with windows: the
+-- percentile macro, see duration_percentiles). vpg_name is the VPG's last known name, else the name the report
 -- gave; an operation whose VPG could not be found is grouped under its reported name, with a
 -- null vpg_identifier. month is text, YYYY-MM (UTC). Ordered by VPG (unnamed last), type,
 -- then month.
@@ -56,8 +56,8 @@ SELECT
     month,
     COUNT(*) AS operations,
     MIN(rto) AS min_rto_seconds,
-    ${percentile_cont("0.5", "rto", "row_in_group", "in_group")} AS p50_rto_seconds,
-    ${percentile_cont("0.9", "rto", "row_in_group", "in_group")} AS p90_rto_seconds,
+    ${percentile("0.5", "rto", "row_in_group", "in_group")} AS p50_rto_seconds,
+    ${percentile("0.9", "rto", "row_in_group", "in_group")} AS p90_rto_seconds,
     MAX(rto) AS max_rto_seconds,
     AVG(rto) AS avg_rto_seconds,
     CASE WHEN :target_seconds > 0 THEN :target_seconds END AS rto_target_seconds,

@@ -22,7 +22,7 @@ WITH durations AS (
 medians AS (
     SELECT
         type,
-        ${percentile_cont("0.5", "duration_seconds", "row_in_type", "tasks_in_type")}
+        ${percentile("0.5", "duration_seconds", "row_in_type", "tasks_in_type")}
             AS median_seconds
     FROM durations
     GROUP BY type
