@@ -6,7 +6,7 @@ PostgreSQL one of ``analyst_huge`` tasks (10,000,000; 0 skips it). The huge one 
 PostgreSQL warehouse of ``analyst`` tasks, once timed, grown in SQL (:func:`replicate`):
 ``analyst_huge / analyst - 1`` copies of its tasks, each shifted five weeks further back
 (about a year of history at 10,000,000), with new identifiers, their bridge rows, status
-history and recovery operations (and steps), then ``ANALYZE``. The entities (VPGs, hosts,
+history and recovery operations (and steps), then ``VACUUM ANALYZE``. The entities (VPGs, hosts,
 sites) are shared by every copy, as they would be over a year of one ZVM.
 
 Then, in one process per warehouse (``python -m bench.analyst_case --url URL``, a
@@ -91,7 +91,7 @@ def case_analyst(bench: Bench) -> None:
                 tasks = int(bench.dbs.scalar(db, "SELECT count(*) FROM tasks"))
                 how = (
                     f"the {s.analyst:,}-task warehouse and {copies} copies made in SQL in "
-                    f"{made:.0f}s (each five weeks earlier), then ANALYZE"
+                    f"{made:.0f}s (each five weeks earlier), then VACUUM ANALYZE"
                 )
                 _time_warehouse(bench, db, tasks, how)
         finally:
@@ -153,7 +153,7 @@ def replicate(db: Db, copies: int, *, shift_days: int = COPY_SHIFT_DAYS) -> None
     """Add ``copies`` copies of every task of PostgreSQL warehouse ``db`` (with its bridge
     rows, status changes, recovery operations and their steps), copy ``k`` with identifiers
     prefixed ``x<k>-`` (no hexadecimal identifier starts with x) and every timestamp
-    ``k * shift_days`` days earlier; then ANALYZE."""
+    ``k * shift_days`` days earlier; then VACUUM ANALYZE."""
     import psycopg
 
     from etl.warehouse import schema
