@@ -345,14 +345,16 @@ def _analyst_section(bench: Bench) -> str:
         tasks, kind = entry["tasks"], entry["kind"]
         limit = HUGE_LIMIT if tasks > bench.settings.analyst else ANALYST_LIMIT
         timings = entry["timings"]
+        server = kind == "postgres"
         rows = [
             [
                 t["kind"],
                 t["name"],
                 f"{t['median']:.3f}",
                 f"{min(t['seconds']):.3f}-{max(t['seconds']):.3f}",
+                *([_seconds(t.get("server"))] if server else []),
                 f"{t['rows']:,}",
-                ", ".join(t.get("indexes", [])) or ("-" if kind == "postgres" else ""),
+                ", ".join(t.get("indexes", [])) or "-",
             ]
             for t in timings
         ]
@@ -383,10 +385,22 @@ def _analyst_section(bench: Bench) -> str:
         parts += [
             f"### {DB_NAMES[kind]}, {tasks:,} tasks ({entry['how']})",
             "",
-            _table(["kind", "name", "median s", "min-max s", "rows", "indexes (plan)"], rows),
+            _table(
+                [
+                    "kind",
+                    "name",
+                    "median s",
+                    "min-max s",
+                    *(["server s"] if server else []),
+                    "rows",
+                    "indexes (plan)",
+                ],
+                rows,
+            ),
             "",
             _table(["goal", "measured", "verdict"], goals.rows),
             "",
+            *_plans(slow, kind),
         ]
     if not parts:
         return ""
@@ -394,10 +408,41 @@ def _analyst_section(bench: Bench) -> str:
         f"Views read with a {LOOK_BACK_DAYS}-day filter on their time column, ready queries "
         "with their defaults, Grafana panels (PostgreSQL) for a "
         f"{LOOK_BACK_DAYS}-day range, in one process per warehouse, every row fetched; "
-        "median of three runs after a warm-up. `python -m bench.analyst_case --url URL` "
-        "prints the same for any warehouse."
+        "median of three runs after a warm-up; on PostgreSQL, server s is the server's own "
+        "execution time (`EXPLAIN ANALYZE`: the rest of the median is sending and building "
+        "the rows). `python -m bench.analyst_case --url URL` prints the same for any "
+        "warehouse."
     )
     return "\n".join(["## Analysts and dashboards", "", intro, "", *parts])
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _plans(slow: list[dict[str, Any]], kind: str) -> list[str]:
+    """The plans of the statements over their goal, slowest first, each in a fold."""
+    planned = sorted((t for t in slow if t.get("plan")), key=lambda t: -t["median"])
+    if not planned:
+        return []
+    how = (
+        "`EXPLAIN (ANALYZE, BUFFERS)`: actual times in ms, on the server only"
+        if kind == "postgres"
+        else "`EXPLAIN QUERY PLAN`"
+    )
+    parts = [f"Plans of the statements over the goal ({how}):", ""]
+    for t in planned:
+        parts += [
+            f"<details><summary>{t['name']} ({t['median']:.2f} s, {t['rows']:,} rows)</summary>",
+            "",
+            "```",
+            *t["plan"],
+            "```",
+            "",
+            "</details>",
+            "",
+        ]
+    return parts
 
 
 def _windows_section(bench: Bench) -> str:
