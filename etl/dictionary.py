@@ -30,6 +30,10 @@ TABLE_GRAINS = {
     "task_states": "one row per Status.State value (seeded: 0 to 7)",
     "task_types": "one row per task type seen in a task or listed by a ZVM",
     "task_status_changes": "one row per (task, pass) that saw the task's state or progress change",
+    "task_daily_totals": (
+        "one row per (zvm, UTC day of started_at, type, state, initiated_by) of tasks: a "
+        "summary every pass keeps equal to tasks"
+    ),
     "vpgs": "one row per VPG referenced by a task or listed by a ZVM",
     "hosts": "one row per host referenced by a task or listed by a ZVM",
     "sites": "one row per site referenced by a task or listed by a ZVM",

@@ -272,6 +272,7 @@ class Pass:
                     for batch in itertools.chain([first] if first else [], batches):
                         loader.save_rejected(batch.rejected)
                         loader.save_tasks(batch.records, prepared=batch.prepared)
+                    loader.save_daily_totals()
                     if move_cursors:
                         read_up_to = min(before, settled) if before is not None else None
                         self._save_cursors(conn, floor=_latest(floor, read_up_to))
@@ -334,6 +335,7 @@ class Pass:
             loader = self._loader(conn)
             if late or refreshed:
                 self._load(loader, [*late, *refreshed])
+                loader.save_daily_totals()
                 self._save_cursors(conn, floor=None)
             if done_with is not None:
                 delete_cursor(conn, self.zvm.name, done_with)

@@ -44,7 +44,10 @@ SPEC_TABLES = {
     "recovery_operations",
     "recovery_operation_steps",
     "rejected_recovery_operations",
+    "task_daily_totals",
 }
+DAILY_TABLES = {"task_daily_totals"}
+"""Added by revision 0008."""
 RECOVERY_TABLES = {
     "recovery_operations",
     "recovery_operation_steps",
@@ -655,7 +658,8 @@ def test_revision_0004_adds_the_verifications_table_and_removes_it_down(
     database_url: str,
 ) -> None:
     db.upgrade(database_url, "0003")
-    before = SPEC_TABLES - {"verifications"} - RECOVERY_TABLES | {"alembic_version"}
+    before = SPEC_TABLES - {"verifications"} - RECOVERY_TABLES - DAILY_TABLES
+    before |= {"alembic_version"}
     assert _objects(database_url) == (before, VIEWS_0004)
     db.upgrade(database_url)
     now = datetime.now(UTC)
@@ -684,7 +688,7 @@ def test_revision_0004_adds_the_verifications_table_and_removes_it_down(
 
 def test_revision_0005_adds_the_recovery_report_and_removes_it_down(database_url: str) -> None:
     db.upgrade(database_url, "0004")
-    before = SPEC_TABLES - RECOVERY_TABLES | {"alembic_version"}
+    before = SPEC_TABLES - RECOVERY_TABLES - DAILY_TABLES | {"alembic_version"}
     assert _objects(database_url) == (before, VIEWS_0004)
     at = datetime(2031, 3, 1, 9, 5, tzinfo=UTC)
     engine = db.make_engine(database_url)

@@ -12,7 +12,9 @@ one round trip per task):
    changed task referencing it);
 4. upserts new and changed tasks, and moves only ``last_seen_at`` of unchanged ones;
 5. replaces the bridge rows of changed tasks and adds those of new ones;
-6. appends a ``task_status_changes`` row where (state, progress) differs from the last one.
+6. appends a ``task_status_changes`` row where (state, progress) differs from the last one;
+7. notes the (zvm, UTC day) of every new and changed task, whose ``task_daily_totals``
+   rows :meth:`TaskLoader.save_daily_totals` recounts before the caller commits.
 
 Nothing here commits: the pass commits once, with the cursors and its ``etl_runs`` row.
 """
@@ -40,6 +42,7 @@ from sqlalchemy import (
 
 from etl.normalize import Rejected, TaskRecord
 from etl.warehouse import schema
+from etl.warehouse.daily import DayKeys, save_daily_totals, task_day
 from etl.warehouse.upsert import (
     PreparedRows,
     chunked,
@@ -278,6 +281,7 @@ class TaskLoader:
         # Entities this transaction already upserted, with their href: a later batch that
         # names them again would write the same values (last_seen_at is the pass's moment).
         self._saved_entities: dict[str, dict[str, str | None]] = {}
+        self._days: DayKeys = {}
 
     # -- tasks -------------------------------------------------------------------------
 
@@ -296,16 +300,17 @@ class TaskLoader:
             return
         self.counts.received += len(records)
         self._track_cursors(records)
-        stored = {
-            identifier: (payload_hash, state, progress)
-            for identifier, payload_hash, state, progress in select_in(
-                self.conn,
-                schema.tasks,
-                "task_identifier",
-                [r.task_identifier for r in records],
-                ("task_identifier", "payload_hash", "state", "progress"),
-            )
-        }
+        stored: dict[str, tuple[str, int, int | None]] = {}
+        placed: dict[str, tuple[str, datetime]] = {}
+        for identifier, payload_hash, state, progress, zvm, started_at in select_in(
+            self.conn,
+            schema.tasks,
+            "task_identifier",
+            [r.task_identifier for r in records],
+            ("task_identifier", "payload_hash", "state", "progress", "zvm", "started_at"),
+        ):
+            stored[identifier] = (payload_hash, state, progress)
+            placed[identifier] = (zvm, started_at)
         new: list[TaskRecord] = []
         changed: list[TaskRecord] = []
         unchanged: list[str] = []
@@ -323,6 +328,7 @@ class TaskLoader:
                 history.append(record)
         self.counts.inserted += len(new)
         self.counts.updated += len(changed)
+        self._note_days(new, changed, placed)
         self.counts.unchanged += len(unchanged)
 
         self._save_types(r.type for r in (*new, *changed))
@@ -351,6 +357,29 @@ class TaskLoader:
             key=key,
             update=["state", "progress"],
         )
+
+    def _note_days(
+        self,
+        new: Sequence[TaskRecord],
+        changed: Sequence[TaskRecord],
+        placed: Mapping[str, tuple[str, datetime]],
+    ) -> None:
+        """Note the days whose ``task_daily_totals`` rows the batch changes: a new task's,
+        and a changed task's before and after (under the ZVM its stored row keeps)."""
+        if new:
+            self._days.setdefault(self.zvm, set()).update(task_day(r.started_at) for r in new)
+        for record in changed:
+            zvm, started_at = placed[record.task_identifier]
+            days = self._days.setdefault(zvm, set())
+            days.add(task_day(started_at))
+            days.add(task_day(record.started_at))
+
+    def save_daily_totals(self) -> None:
+        """Recount the ``task_daily_totals`` rows of the days this loader's batches wrote
+        into (:func:`~etl.warehouse.daily.save_daily_totals`); call it once, before the
+        transaction commits."""
+        save_daily_totals(self.conn, self._days)
+        self._days = {}
 
     def _status_row(self, record: TaskRecord) -> dict[str, Any]:
         return {

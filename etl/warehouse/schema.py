@@ -30,6 +30,7 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
+    Date,
     Double,
     ForeignKey,
     ForeignKeyConstraint,
@@ -68,6 +69,7 @@ __all__ = [
     "rejected_tasks",
     "sites",
     "sync_cursors",
+    "task_daily_totals",
     "task_flr_sessions",
     "task_hosts",
     "task_sites",
@@ -469,6 +471,48 @@ task_status_changes = _table(
 )
 """The primary key (task_identifier, observed_at) is also the "changes of a task, in order"
 index: a second index on task_identifier would only slow the inserts down."""
+
+task_daily_totals = _table(
+    "task_daily_totals",
+    Column("id", Integer, primary_key=True, autoincrement=True, doc="a row number, no meaning"),
+    Column(
+        "zvm",
+        ZVM_NAME,
+        ForeignKey("zvms.name"),
+        nullable=False,
+        doc="tasks.zvm: the ZVM the tasks were first extracted from",
+    ),
+    Column("day", Date, nullable=False, doc="the UTC day of the tasks' started_at"),
+    Column("type", TYPE_NAME, nullable=False, doc="tasks.type"),
+    Column("state", Integer, nullable=False, doc="tasks.state (task_states.state)"),
+    Column("initiated_by", Text, doc="tasks.initiated_by; null for the tasks that have none"),
+    Column("tasks", Integer, nullable=False, doc="how many tasks (at least 1)"),
+    Column(
+        "completed_tasks",
+        Integer,
+        nullable=False,
+        doc="how many of them have a duration_seconds (have completed)",
+    ),
+    Column(
+        "duration_seconds_sum",
+        Double(),
+        doc="the sum of their duration_seconds; null when none has completed",
+    ),
+    Column(
+        "duration_seconds_max",
+        Double(),
+        doc="the longest duration_seconds; null when none has completed",
+    ),
+    Column("first_started_at", UtcDateTime(), nullable=False, doc="the earliest started_at"),
+    Column("last_started_at", UtcDateTime(), nullable=False, doc="the latest started_at"),
+    Index(None, "zvm", "day"),
+)
+"""One row per (zvm, UTC day of started_at, type, state, initiated_by) of ``tasks``: counts
+and durations the dashboards read instead of every task of a month. A summary, not a
+source: the pass recomputes every (zvm, day) it wrote tasks into from ``tasks``, in the
+same transaction (``etl/warehouse/daily.py``), so it always equals ``GROUP BY`` over
+``tasks``. ``type`` and ``state`` need no foreign key: they are copied from ``tasks``,
+whose keys check them."""
 
 WAITING_STATES = (2, 3)
 """WaitingForUserInput and Paused: the states ``waiting_time`` measures."""

@@ -1,0 +1,135 @@
+"""Keeping ``task_daily_totals`` equal to ``tasks``: recompute the days a pass wrote into.
+
+``task_daily_totals`` holds, per (zvm, UTC day of started_at, type, state, initiated_by),
+the count and durations of the tasks: what a dashboard of a month or a year reads instead
+of every task (a month of a busy site is close to a million rows; its totals, a few
+thousand). It is a summary of ``tasks``, never a source, so it must never disagree with it:
+
+- the loader notes each (zvm, day) it inserts a task into, or changes a task in (both the
+  day before and the day after the change, under the ZVM the stored row names), with
+  :func:`task_day`;
+- before the transaction commits, :func:`save_daily_totals` deletes those days' rows and
+  writes them again with one ``INSERT ... SELECT ... GROUP BY`` over ``tasks`` per run of
+  consecutive days (an index range of ``ix_tasks_zvm_started_at``).
+
+The rows therefore become visible with the tasks they count, in the same commit, and a
+failed pass rolls both back. Recomputing (rather than adding the new tasks' counts) keeps
+the totals right whatever changed: a task that moved from running to failed leaves one
+row and joins another. Two passes that recompute the same ZVM's days (a task two ZVMs
+both report) take turns: each first locks that ZVM's ``zvms`` row (PostgreSQL, MariaDB;
+SQLite has one writer at a time), so the second recounts after the first has committed.
+
+Migration 0008 filled the table from the tasks already stored when it was created.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Date, Select, delete, func, literal_column, select
+
+from etl.warehouse import schema
+from etl.warehouse.sqlfiles import render
+
+__all__ = ["DayKeys", "save_daily_totals", "task_day"]
+
+DayKeys = dict[str, set[date]]
+"""The days to recompute, by ZVM (``tasks.zvm``)."""
+
+_TOTALS = (
+    "zvm",
+    "day",
+    "type",
+    "state",
+    "initiated_by",
+    "tasks",
+    "completed_tasks",
+    "duration_seconds_sum",
+    "duration_seconds_max",
+    "first_started_at",
+    "last_started_at",
+)
+
+
+def task_day(started_at: datetime) -> date:
+    """The UTC day a task started on (the ``day`` of its ``task_daily_totals`` row)."""
+    return started_at.astimezone(UTC).date()
+
+
+def _day_runs(days: Iterable[date]) -> Iterator[tuple[date, date]]:
+    """Consecutive days as (first, last) pairs, in order."""
+    run: list[date] = []
+    for day in sorted(set(days)):
+        if run and day - run[-1] != timedelta(days=1):
+            yield run[0], run[-1]
+            run = []
+        run.append(day)
+    if run:
+        yield run[0], run[-1]
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+def _totals_select(conn: Connection, zvm: str, first: date, last: date) -> Select[Any]:
+    tasks = schema.tasks
+    day = literal_column(
+        render('${utc_day("tasks.started_at")}', dialect=conn.dialect.name), type_=Date()
+    )
+    columns = (tasks.c.zvm, day, tasks.c.type, tasks.c.state, tasks.c.initiated_by)
+    return (
+        select(
+            *columns,
+            func.count(),
+            func.count(tasks.c.duration_seconds),
+            func.sum(tasks.c.duration_seconds),
+            func.max(tasks.c.duration_seconds),
+            func.min(tasks.c.started_at),
+            func.max(tasks.c.started_at),
+        )
+        .where(
+            tasks.c.zvm == zvm,
+            tasks.c.started_at >= _midnight(first),
+            tasks.c.started_at < _midnight(last + timedelta(days=1)),
+        )
+        .group_by(*columns)
+    )
+
+
+def _lock_zvms(conn: Connection, zvms: Iterable[str]) -> None:
+    """Lock the ``zvms`` rows of the ZVMs whose days are recomputed, in name order."""
+    if conn.dialect.name == "sqlite":
+        return
+    names = sorted(zvms)
+    if names:
+        zvm_table = schema.zvms
+        conn.execute(
+            select(zvm_table.c.name)
+            .where(zvm_table.c.name.in_(names))
+            .order_by(zvm_table.c.name)
+            .with_for_update()
+        ).all()
+
+
+def save_daily_totals(conn: Connection, days: Mapping[str, set[date]]) -> None:
+    """Write again the ``task_daily_totals`` rows of ``days`` (by ZVM) from ``tasks``, in
+    the caller's transaction (see the module docstring)."""
+    days = {zvm: set(values) for zvm, values in days.items() if values}
+    if not days:
+        return
+    totals = schema.task_daily_totals
+    _lock_zvms(conn, days)
+    for zvm in sorted(days):
+        for first, last in _day_runs(days[zvm]):
+            conn.execute(
+                delete(totals).where(totals.c.zvm == zvm, totals.c.day.between(first, last))
+            )
+            conn.execute(
+                totals.insert().from_select(
+                    list(_TOTALS),
+                    _totals_select(conn, zvm, first, last),
+                )
+            )

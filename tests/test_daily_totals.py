@@ -1,0 +1,138 @@
+"""task_daily_totals always equals a GROUP BY over tasks, on the three databases: after a
+first pass, while tasks change state over incremental passes, after a backfill, and after
+migration 0008 fills it from the tasks already stored."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from etl.sync import backfill_all
+from etl.warehouse import db, schema
+from etl.warehouse.sqlfiles import render
+from tests.syncing import advance, make_config, one_pass
+from zvm_simulator import Simulator
+
+pytestmark = pytest.mark.sim(seed=23, days=3, tasks_per_hour=40)
+"""The ``sim`` fixture (conftest.py): three days of history, a few thousand tasks."""
+
+Totals = dict[tuple[Any, ...], tuple[Any, ...]]
+
+
+def _key(zvm: str, day: Any, type_: str, state: int, initiated_by: str | None) -> tuple[Any, ...]:
+    return (zvm, str(day), type_, state, initiated_by)
+
+
+def _values(*values: Any) -> tuple[Any, ...]:
+    tasks, completed, total, longest, first, last = values
+    rounded = None if total is None else round(float(total), 3)
+    return (tasks, completed, rounded, longest, first, last)
+
+
+def totals_from_tasks(engine: Engine) -> Totals:
+    """What task_daily_totals must hold, computed from tasks by the database itself."""
+    t = schema.tasks
+    day = sa.literal_column(render('${utc_day("tasks.started_at")}', dialect=engine.dialect.name))
+    keys = (t.c.zvm, day, t.c.type, t.c.state, t.c.initiated_by)
+    statement = sa.select(
+        *keys,
+        sa.func.count(),
+        sa.func.count(t.c.duration_seconds),
+        sa.func.sum(t.c.duration_seconds),
+        sa.func.max(t.c.duration_seconds),
+        sa.func.min(t.c.started_at),
+        sa.func.max(t.c.started_at),
+    ).group_by(*keys)
+    with engine.connect() as conn:
+        return {_key(*row[:5]): _values(*row[5:]) for row in conn.execute(statement)}
+
+
+def stored_totals(engine: Engine) -> Totals:
+    d = schema.task_daily_totals
+    columns = [c for c in d.c if c.name != "id"]
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(*columns)).all()
+    stored = {_key(*row[:5]): _values(*row[5:]) for row in rows}
+    assert len(stored) == len(rows), "two rows for one (zvm, day, type, state, initiated_by)"
+    return stored
+
+
+def assert_totals_match(engine: Engine) -> Totals:
+    expected = totals_from_tasks(engine)
+    stored = stored_totals(engine)
+    wrong = {k: (stored.get(k), v) for k, v in expected.items() if stored.get(k) != v}
+    extra = set(stored) - set(expected)
+    assert not wrong and not extra, (wrong, extra)
+    return stored
+
+
+def states_by_task(engine: Engine) -> dict[str, int]:
+    t = schema.tasks
+    with engine.connect() as conn:
+        return {i: s for i, s in conn.execute(sa.select(t.c.task_identifier, t.c.state))}
+
+
+def test_totals_equal_the_tasks_after_every_pass(
+    sim: Simulator, warehouse: Engine, warehouse_url: str
+) -> None:
+    config = make_config(sim, warehouse_url)
+    assert one_pass(config, warehouse).succeeded
+    first = assert_totals_match(warehouse)
+    days = {key[1] for key in first}
+    assert len(days) >= 3 and sum(v[0] for v in first.values()) > 1000
+    assert any(v[1] < v[0] for v in first.values()), "no open task: the test proves less"
+    before = states_by_task(warehouse)
+    for minutes in (5, 30, 240):
+        advance(sim, minutes)
+        result = one_pass(config, warehouse)
+        assert result.succeeded, result.error
+        assert result.counts.inserted + result.counts.updated > 0
+        assert_totals_match(warehouse)
+    after = states_by_task(warehouse)
+    moved = [i for i, state in before.items() if after[i] != state]
+    assert moved, "no task changed state between passes: the recount was not exercised"
+
+
+def test_a_backfill_and_a_pass_without_change_keep_the_totals(
+    sim: Simulator, warehouse: Engine, warehouse_url: str
+) -> None:
+    config = make_config(sim, warehouse_url, backfill_window="6h")
+    since = sim.now() - timedelta(days=2)
+    [result] = backfill_all(
+        config, since=since, until=sim.now() - timedelta(hours=5), engine=warehouse
+    )
+    assert result.succeeded, result.error
+    assert_totals_match(warehouse)
+    assert one_pass(config, warehouse).succeeded
+    totals = assert_totals_match(warehouse)
+    with warehouse.connect() as conn:
+        ids = set(conn.execute(sa.select(schema.task_daily_totals.c.id)).scalars())
+    result = one_pass(config, warehouse)
+    assert result.succeeded and (result.counts.inserted, result.counts.updated) == (0, 0)
+    # Nothing new or changed: no day is recounted (the rows are the same rows).
+    with warehouse.connect() as conn:
+        assert set(conn.execute(sa.select(schema.task_daily_totals.c.id)).scalars()) == ids
+    assert stored_totals(warehouse) == totals
+
+
+def test_revision_0008_fills_the_totals_from_the_stored_tasks(
+    sim: Simulator, database_url: str
+) -> None:
+    config = make_config(sim, database_url)
+    db.upgrade(database_url)
+    engine = db.make_engine(database_url)
+    try:
+        assert one_pass(config, engine).succeeded
+        expected = assert_totals_match(engine)
+        db.downgrade(database_url, "0007")
+        with engine.connect() as conn:
+            assert not sa.inspect(conn).has_table("task_daily_totals")
+        db.upgrade(database_url)
+        assert stored_totals(engine) == expected
+        assert db.drift(database_url) == []
+    finally:
+        engine.dispose()
