@@ -14,7 +14,8 @@ layers, expanded in this order:
    the panel runs. ``$zvm`` and ``$vpg`` are multi-value variables, which Grafana's SQL data
    sources write as a quoted, comma-separated list: always used as ``IN ($zvm)``.
 
-Panels read views and ready queries, never the raw payload. ORDER BY is always on the
+Panels read views, ready queries and the summary table ``task_daily_totals``, never the
+raw payload. ORDER BY is always on the
 outside: MariaDB ignores the order of a derived table. A time-series panel returns a
 ``time`` column (Grafana's "Time series" format needs one) and is ordered by it.
 """
@@ -128,6 +129,15 @@ def _in_range(source: str, column: str = "started_at", *, where: str = "") -> st
     return f"FROM {source}\nWHERE $__timeFilter({column}) AND zvm IN ($zvm){condition}\n"
 
 
+DAILY_TOTALS = "task_daily_totals"
+"""The per-day summary the passes keep equal to ``tasks``: a month of a busy site is a few
+thousand rows there against a million tasks. Its days are UTC days, so a time range that
+starts or ends inside a day counts that whole day."""
+
+TABLE_ROWS = 1000
+"""The most rows a table panel of tasks shows, newest first: a table of a month of tasks
+(hundreds of thousands of rows) is neither readable nor quick to send to a browser."""
+
 _ANY_VPG = "(vpg_identifier IN ($vpg) OR vpg_identifier IS NULL)"
 _EVIDENCE_FILTER = "(e.zvm IN ($zvm) OR e.zvm IS NULL) AND e.vpg_identifier IN ($vpg)"
 
@@ -220,10 +230,12 @@ DR_TESTS = Dashboard(
             "SELECT started_at, COALESCE(vpg_name, vpg_identifier) AS vpg, zvm, outcome, "
             "duration_seconds, initiated_by, complete_reason, task_identifier\n"
             + _in_range("v_failover_tests", where=_ANY_VPG)
-            + "ORDER BY started_at DESC, task_identifier",
+            + f"ORDER BY started_at DESC, task_identifier\nLIMIT {TABLE_ROWS}",
             ("started_at", "vpg", "outcome", "duration_seconds", "initiated_by"),
-            "Every FailOverTest task and VPG it names, newest first: which VPG was tested "
-            "when, by whom, and whether the test failover succeeded.",
+            "FailOverTest tasks and the VPGs they name, the newest "
+            f"{TABLE_ROWS:,} of the time range first: which VPG was tested when, by whom, and "
+            "whether the test failover succeeded (zvm-etl export v_failover_tests lists them "
+            "all).",
             height=10,
         ),
     ),
@@ -234,15 +246,16 @@ TASK_VOLUME = Dashboard(
     "task-volume",
     "ZVM tasks: volume and failures",
     "How many tasks each ZVM ran per day, how many failed, which types fail most and why. "
-    "From the view v_task_daily and v_tasks and the ready query failure_rate_by_week.",
+    "From the table task_daily_totals (kept equal to tasks by every pass), the view v_tasks "
+    "and the ready query failure_rate_by_week.",
     ("zvm", "days"),
     (
         Panel(
             "Tasks and failures per day",
             "timeseries",
             "SELECT $__timeGroupAlias(day,'1d'), SUM(tasks) AS tasks, "
-            "SUM(failures) AS failures\n"
-            + _in_range("v_task_daily", "day")
+            "SUM(CASE WHEN state = 4 THEN tasks ELSE 0 END) AS failures\n"
+            + _in_range(DAILY_TOTALS, "day")
             + "GROUP BY 1\nORDER BY 1",
             ("time", "tasks", "failures"),
             "Tasks started each UTC day, and those of them in state Failed.",
@@ -251,8 +264,8 @@ TASK_VOLUME = Dashboard(
         Panel(
             "Failures per day by task type",
             "timeseries",
-            "SELECT $__timeGroupAlias(day,'1d'), type, SUM(failures) AS failures\n"
-            + _in_range("v_task_daily", "day", where="failures > 0")
+            "SELECT $__timeGroupAlias(day,'1d'), type, SUM(tasks) AS failures\n"
+            + _in_range(DAILY_TOTALS, "day", where="state = 4")
             + "GROUP BY 1, type\nORDER BY 1, type",
             ("time", "type", "failures"),
             "Failed tasks started each UTC day, one series per task type.",
@@ -367,28 +380,28 @@ OPEN_TASKS = Dashboard(
 INITIATORS = Dashboard(
     "initiators",
     "ZVM tasks: who does what",
-    "Who starts which tasks, on which ZVMs, and what they did to which VPG. From the views "
-    "v_tasks and v_task_vpgs.",
+    "Who starts which tasks, on which ZVMs, and what they did to which VPG. From the table "
+    "task_daily_totals (kept equal to tasks by every pass) and the view v_task_vpgs.",
     ("zvm", "vpg"),
     (
         Panel(
             "Tasks per initiator",
             "barchart",
-            "SELECT COALESCE(initiated_by, '(none)') AS initiator, COUNT(*) AS tasks, "
-            "SUM(CASE WHEN state = 4 THEN 1 ELSE 0 END) AS failed_tasks\n"
-            + _in_range("v_tasks")
+            "SELECT COALESCE(initiated_by, '(none)') AS initiator, SUM(tasks) AS tasks, "
+            "SUM(CASE WHEN state = 4 THEN tasks ELSE 0 END) AS failed_tasks\n"
+            + _in_range(DAILY_TOTALS, "day")
             + "GROUP BY COALESCE(initiated_by, '(none)')\nORDER BY tasks DESC, initiator",
             ("initiator", "tasks", "failed_tasks"),
-            "Tasks started in the time range per initiator (InitiatedBy; System for the "
-            "ZVM's own).",
+            "Tasks started on the UTC days of the time range per initiator (InitiatedBy; "
+            "System for the ZVM's own).",
             width=12,
         ),
         Panel(
             "Tasks per day by initiator",
             "timeseries",
-            "SELECT $__timeGroupAlias(started_at,'1d'), "
-            "COALESCE(initiated_by, '(none)') AS initiator, COUNT(*) AS tasks\n"
-            + _in_range("v_tasks")
+            "SELECT $__timeGroupAlias(day,'1d'), "
+            "COALESCE(initiated_by, '(none)') AS initiator, SUM(tasks) AS tasks\n"
+            + _in_range(DAILY_TOTALS, "day")
             + "GROUP BY 1, COALESCE(initiated_by, '(none)')\nORDER BY 1, initiator",
             ("time", "initiator", "tasks"),
             "Tasks started each UTC day, one series per initiator.",
@@ -397,15 +410,15 @@ INITIATORS = Dashboard(
         Panel(
             "Who ran what",
             "table",
-            "SELECT COALESCE(initiated_by, '(none)') AS initiator, type, COUNT(*) AS tasks, "
-            "SUM(CASE WHEN state = 4 THEN 1 ELSE 0 END) AS failed_tasks, "
-            "COUNT(DISTINCT zvm) AS zvms, MIN(started_at) AS first_started_at, "
-            "MAX(started_at) AS last_started_at\n"
-            + _in_range("v_tasks")
+            "SELECT COALESCE(initiated_by, '(none)') AS initiator, type, SUM(tasks) AS tasks, "
+            "SUM(CASE WHEN state = 4 THEN tasks ELSE 0 END) AS failed_tasks, "
+            "COUNT(DISTINCT zvm) AS zvms, MIN(first_started_at) AS first_started_at, "
+            "MAX(last_started_at) AS last_started_at\n"
+            + _in_range(DAILY_TOTALS, "day")
             + "GROUP BY COALESCE(initiated_by, '(none)'), type\n"
             "ORDER BY tasks DESC, initiator, type",
             ("initiator", "type", "tasks", "failed_tasks", "last_started_at"),
-            "One row per initiator and task type in the time range.",
+            "One row per initiator and task type on the UTC days of the time range.",
             height=10,
         ),
         Panel(
@@ -414,9 +427,11 @@ INITIATORS = Dashboard(
             "SELECT started_at, COALESCE(vpg_name, vpg_identifier) AS vpg, type, state_name, "
             "initiated_by, duration_seconds, zvm, task_identifier\n"
             + _in_range("v_task_vpgs", where="vpg_identifier IN ($vpg)")
-            + "ORDER BY started_at DESC, task_identifier, vpg",
+            + f"ORDER BY started_at DESC, task_identifier, vpg\nLIMIT {TABLE_ROWS}",
             ("started_at", "vpg", "type", "state_name", "initiated_by"),
-            "Every task that names a VPG (failovers, tests, moves, edits...), newest first.",
+            f"Tasks that name a VPG (failovers, tests, moves, edits...), the newest {TABLE_ROWS:,} "
+            "of the time range first: narrow the range or the VPGs for older ones (zvm-etl "
+            "export v_task_vpgs lists them all).",
             height=10,
         ),
     ),
