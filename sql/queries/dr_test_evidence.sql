@@ -63,6 +63,9 @@ successes AS (
 known_vpgs AS (
     -- A VPG no ZVM lists takes the greatest ZVM whose tasks name it: found ZVM by ZVM,
     -- each check stopping at its first task, rather than by reading all the VPG's tasks.
+    -- The check is a scalar subquery with LIMIT 1, not EXISTS: PostgreSQL turns EXISTS
+    -- into a semi join and may hash every task of the VPG first (a second per VPG at
+    -- 10,000,000 tasks); a LIMIT keeps the plan that stops at the first row.
     SELECT
         v.vpg_identifier,
         v.name,
@@ -74,12 +77,13 @@ known_vpgs AS (
             (
                 SELECT MAX(z.name)
                 FROM zvms AS z
-                WHERE EXISTS (
-                    SELECT 1
+                WHERE (
+                    SELECT t.zvm
                     FROM task_vpgs AS tv
                     JOIN tasks AS t ON t.task_identifier = tv.task_identifier
                     WHERE tv.vpg_identifier = v.vpg_identifier AND t.zvm = z.name
-                )
+                    LIMIT 1
+                ) IS NOT NULL
             )
         ) AS zvm
     FROM vpgs AS v
