@@ -36,7 +36,9 @@ def _values(*values: Any) -> tuple[Any, ...]:
 def totals_from_tasks(engine: Engine) -> Totals:
     """What task_daily_totals must hold, computed from tasks by the database itself."""
     t = schema.tasks
-    day = sa.literal_column(render('${utc_day("tasks.started_at")}', dialect=engine.dialect.name))
+    day: sa.ColumnElement[Any] = sa.literal_column(
+        render('${utc_day("tasks.started_at")}', dialect=engine.dialect.name)
+    )
     keys = (t.c.zvm, day, t.c.type, t.c.state, t.c.initiated_by)
     statement = sa.select(
         *keys,
