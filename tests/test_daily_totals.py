@@ -27,10 +27,13 @@ def _key(zvm: str, day: Any, type_: str, state: int, initiated_by: str | None) -
     return (zvm, str(day), type_, state, initiated_by)
 
 
-def _values(*values: Any) -> tuple[Any, ...]:
+def _values(*values: Any, exact: bool = False) -> tuple[Any, ...]:
+    """The values of one row; ``exact`` keeps the sum as stored, else it is rounded to the
+    millisecond (a plain SUM of doubles differs in its last digits with the row order)."""
     tasks, completed, total, longest, first, last = values
-    rounded = None if total is None else round(float(total), 3)
-    return (tasks, completed, rounded, longest, first, last)
+    if total is not None and not exact:
+        total = round(float(total), 3)
+    return (tasks, completed, total, longest, first, last)
 
 
 def totals_from_tasks(engine: Engine) -> Totals:
@@ -58,7 +61,9 @@ def stored_totals(engine: Engine) -> Totals:
     columns = [c for c in d.c if c.name != "id"]
     with engine.connect() as conn:
         rows = conn.execute(sa.select(*columns)).all()
-    stored = {_key(*row[:5]): _values(*row[5:]) for row in rows}
+    # Stored sums are exact to the millisecond (daily.exact_sum): no rounding here, so a
+    # sum that depended on the order the rows were added in would not match.
+    stored = {_key(*row[:5]): _values(*row[5:], exact=True) for row in rows}
     assert len(stored) == len(rows), "two rows for one (zvm, day, type, state, initiated_by)"
     return stored
 

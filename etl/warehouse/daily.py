@@ -28,12 +28,21 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Date, Select, delete, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Date,
+    Select,
+    delete,
+    func,
+    literal_column,
+    select,
+)
 
 from etl.warehouse import schema
 from etl.warehouse.sqlfiles import render
 
-__all__ = ["DayKeys", "save_daily_totals", "task_day"]
+__all__ = ["DayKeys", "exact_sum", "save_daily_totals", "task_day"]
 
 DayKeys = dict[str, set[date]]
 """The days to recompute, by ZVM (``tasks.zvm``)."""
@@ -74,6 +83,20 @@ def _midnight(day: date) -> datetime:
     return datetime.combine(day, time(), tzinfo=UTC)
 
 
+def exact_sum(seconds: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The sum of durations in seconds as whole milliseconds, then in seconds: the same
+    value whatever order the database adds the rows in.
+
+    ``duration_seconds`` is a double whose value is a number of milliseconds (the ZVM's
+    dates have that precision), and a plain ``SUM`` of doubles depends on the order of the
+    rows (PostgreSQL adds them in the order it reads them, which changes as rows move), so
+    two recounts of the same tasks could differ in the last digits. Summing the rounded
+    milliseconds is exact (whole numbers below 2**53 are exact doubles), so a recount gives
+    the same value as the first count, and that value is the nearest double to the true sum.
+    """
+    return func.sum(func.round(seconds * 1000)) / 1000
+
+
 def _totals_select(conn: Connection, zvm: str, first: date, last: date) -> Select[Any]:
     tasks = schema.tasks
     day = literal_column(
@@ -85,7 +108,7 @@ def _totals_select(conn: Connection, zvm: str, first: date, last: date) -> Selec
             *columns,
             func.count(),
             func.count(tasks.c.duration_seconds),
-            func.sum(tasks.c.duration_seconds),
+            exact_sum(tasks.c.duration_seconds),
             func.max(tasks.c.duration_seconds),
             func.min(tasks.c.started_at),
             func.max(tasks.c.started_at),

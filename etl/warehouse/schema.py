@@ -496,7 +496,10 @@ task_daily_totals = _table(
     Column(
         "duration_seconds_sum",
         Double(),
-        doc="the sum of their duration_seconds; null when none has completed",
+        doc=(
+            "the sum of their duration_seconds, exact to the millisecond; "
+            "null when none has completed"
+        ),
     ),
     Column(
         "duration_seconds_max",

@@ -30,20 +30,37 @@ MYSQL = {
     for dialect in ("mysql", "mariadb")
     for option, value in (("engine", "InnoDB"), ("charset", "utf8mb4"), ("collate", "utf8mb4_bin"))
 }
-UTC_DAY = {
-    "postgresql": "CAST(started_at AT TIME ZONE 'UTC' AS date)",
-    # SQLite and MariaDB store naive UTC: the date is the UTC day.
-    "sqlite": "DATE(started_at)",
-    "mysql": "DATE(started_at)",
-}
-COLUMNS = (
-    "zvm, day, type, state, initiated_by, tasks, completed_tasks, duration_seconds_sum, "
-    "duration_seconds_max, first_started_at, last_started_at"
-)
+
+
+def _totals() -> sa.Select[tuple[object, ...]]:
+    """The grouping the pass uses (etl/warehouse/daily.py), over every stored task: the UTC
+    day of started_at, and the durations summed as whole milliseconds (the same value in
+    whatever order the database reads the rows)."""
+    tasks = sa.table(
+        "tasks",
+        *(sa.column(name) for name in ("zvm", "type", "state", "initiated_by")),
+        sa.column("started_at", types.UtcDateTime()),
+        sa.column("duration_seconds", sa.Double()),
+    )
+    if op.get_context().dialect.name == "postgresql":
+        day = sa.cast(sa.func.timezone("UTC", tasks.c.started_at), sa.Date)
+    else:  # SQLite and MariaDB store naive UTC: the date is the UTC day.
+        day = sa.func.date(tasks.c.started_at)
+    keys = (tasks.c.zvm, day, tasks.c.type, tasks.c.state, tasks.c.initiated_by)
+    duration = tasks.c.duration_seconds
+    return sa.select(
+        *keys,
+        sa.func.count(),
+        sa.func.count(duration),
+        sa.func.sum(sa.func.round(duration * 1000)) / 1000,
+        sa.func.max(duration),
+        sa.func.min(tasks.c.started_at),
+        sa.func.max(tasks.c.started_at),
+    ).group_by(*keys)
 
 
 def upgrade() -> None:
-    op.create_table(
+    totals = op.create_table(
         "task_daily_totals",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("zvm", sa.String(64), nullable=False),
@@ -62,14 +79,8 @@ def upgrade() -> None:
         **MYSQL,
     )
     op.create_index(op.f("ix_task_daily_totals_zvm_day"), "task_daily_totals", ["zvm", "day"])
-    dialect = op.get_context().dialect.name
-    day = UTC_DAY["mysql" if dialect == "mariadb" else dialect]
-    op.execute(
-        f"INSERT INTO task_daily_totals ({COLUMNS}) "
-        f"SELECT zvm, {day}, type, state, initiated_by, COUNT(*), COUNT(duration_seconds), "
-        "SUM(duration_seconds), MAX(duration_seconds), MIN(started_at), MAX(started_at) "
-        f"FROM tasks GROUP BY zvm, {day}, type, state, initiated_by"
-    )
+    columns = [column.name for column in totals.c if column.name != "id"]
+    op.execute(totals.insert().from_select(columns, _totals()))
 
 
 def downgrade() -> None:
