@@ -1,7 +1,8 @@
 """A known warehouse for the analyst layer's tests: two ZVMs, five VPGs, tasks, waits, runs.
 
 Everything is inserted directly (names included), at times relative to now, so the ready
-queries' answers can be worked out by hand. The scenario, with what each part is for:
+queries' answers can be worked out by hand; ``task_daily_totals`` is then counted from the
+tasks, as a pass does. The scenario, with what each part is for:
 
 - VPGs: ``vpg-a`` "Finance ERP" (nyc, High), ``vpg-b`` "Médical Records ✓" (nyc, Medium),
   ``vpg-c`` never listed (no name; only lon's tasks name it), ``vpg-d`` "Old CRM" (nyc,
@@ -32,13 +33,14 @@ queries' answers can be worked out by hand. The scenario, with what each part is
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from etl.warehouse import schema
+from etl.warehouse.daily import save_daily_totals, task_day
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY = timedelta(days=1)
@@ -245,6 +247,11 @@ def load_scenario(engine: Engine) -> None:
             ],
         )
         connection.execute(schema.tasks.insert(), [_task_row(t) for t in TASKS])
+        # What a pass does after writing tasks: count their days into task_daily_totals.
+        days: dict[str, set[date]] = {}
+        for task in TASKS:
+            days.setdefault(task.zvm, set()).add(task_day(task.started_at))
+        save_daily_totals(connection, days)
         connection.execute(
             schema.task_vpgs.insert(),
             [{"task_identifier": t.identifier, "vpg_identifier": v} for t in TASKS for v in t.vpgs],

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from etl.sync import backfill_all
 from etl.warehouse import db, schema
-from etl.warehouse.sqlfiles import render
+from etl.warehouse.sqlfiles import query_sql, render
 from tests.syncing import advance, make_config, one_pass
 from zvm_simulator import Simulator
 
@@ -102,6 +102,38 @@ def test_totals_equal_the_tasks_after_every_pass(
     after = states_by_task(warehouse)
     moved = [i for i, state in before.items() if after[i] != state]
     assert moved, "no task changed state between passes: the recount was not exercised"
+    assert_tasks_per_day_is_the_daily_view(warehouse)
+
+
+def assert_tasks_per_day_is_the_daily_view(engine: Engine) -> None:
+    """The ready query tasks_per_day (read from the totals) gives v_task_daily's rows."""
+
+    def rows(sql: str, **params: Any) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+        with engine.connect() as conn:
+            found = conn.execute(sa.text(sql), params).mappings().all()
+        return {
+            (str(r["day"]), r["zvm"], r["type"], r["state"]): (
+                r["state_name"],
+                int(r["tasks"]),
+                int(r["failures"]),
+                r["avg_duration_seconds"],
+                r["max_duration_seconds"],
+            )
+            for r in found
+        }
+
+    query = query_sql("tasks_per_day", dialect=engine.dialect.name)
+    expected = rows("SELECT * FROM v_task_daily")
+    assert len(expected) > 50
+    got = rows(query, days=3650, zvm="")
+    assert {k: (*v[:3], v[4]) for k, v in got.items()} == {
+        k: (*v[:3], v[4]) for k, v in expected.items()
+    }
+    # The average: the exact millisecond sum over the count here, an AVG of doubles there.
+    averages = [(got[k][3], v[3]) for k, v in expected.items()]
+    assert [a is None for a, _ in averages] == [b is None for _, b in averages]
+    known = [(a, b) for a, b in averages if b is not None]
+    assert [a for a, _ in known] == pytest.approx([b for _, b in known], rel=1e-9)
 
 
 def test_a_backfill_and_a_pass_without_change_keep_the_totals(

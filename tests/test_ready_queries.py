@@ -41,6 +41,7 @@ NEW_QUERIES = {
     "rto_per_vpg",
     "slowest_tasks",
     "tasks_by_initiator",
+    "tasks_per_day",
     "vpg_activity",
     "waiting_time",
 }
@@ -300,6 +301,35 @@ def test_tasks_by_initiator(scenario: Engine) -> None:
     assert {(r.initiated_by, r.type): r.failed_tasks for r in rows if r.failed_tasks} == dict(
         failed
     )
+
+
+def test_tasks_per_day(scenario: Engine) -> None:
+    """The rows of v_task_daily for the days of the look-back, read from the totals."""
+    first_day = (NOW - 30 * DAY).date()
+    recent = [t for t in TASKS if t.started_at.date() >= first_day]
+    assert recent and len(recent) < len(TASKS)  # the look-back leaves some out
+    rows = run_query(scenario, "tasks_per_day")
+    keys = [(str(r.day), r.zvm, r.type, r.state) for r in rows]
+    assert keys == sorted(keys)
+    groups: dict[tuple[str, str, str, int], list[float | None]] = {}
+    for t in recent:
+        groups.setdefault((t.started_at.date().isoformat(), t.zvm, t.type, t.state), []).append(
+            t.duration
+        )
+    assert {k: int(r.tasks) for k, r in zip(keys, rows, strict=True)} == {
+        k: len(v) for k, v in groups.items()
+    }
+    for key, row in zip(keys, rows, strict=True):
+        durations = [d for d in groups[key] if d is not None]
+        assert int(row.failures) == (len(groups[key]) if key[3] == 4 else 0)
+        if durations:
+            assert float(row.avg_duration_seconds) == pytest.approx(np.mean(durations))
+            assert float(row.max_duration_seconds) == pytest.approx(max(durations))
+        else:
+            assert row.avg_duration_seconds is None and row.max_duration_seconds is None
+    lon = run_query(scenario, "tasks_per_day", zvm="lon", days=400)
+    assert sum(int(r.tasks) for r in lon) == sum(1 for t in TASKS if t.zvm == "lon")
+    assert {r.zvm for r in lon} == {"lon"}
 
 
 def test_waiting_time(scenario: Engine) -> None:

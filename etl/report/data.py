@@ -34,7 +34,7 @@ class ReportData:
     generated_at: datetime
     zvm: str | None
     days: int
-    daily: pd.DataFrame  # v_task_daily, since the period start
+    daily: pd.DataFrame  # tasks_per_day (v_task_daily's rows, from task_daily_totals)
     weekly_failures: pd.DataFrame  # failure_rate_by_week
     durations: pd.DataFrame  # duration_percentiles
     dr_tests: pd.DataFrame  # dr_test_evidence (DR_TEST_DAYS)
@@ -61,14 +61,12 @@ def read_report_data(
         def view(name: str) -> pd.DataFrame:
             return read_frame(connection, resolve(connection, name, zvm=zvm))
 
-        daily = view("v_task_daily")
-        daily = daily[daily["day"] >= since.date().isoformat()] if not daily.empty else daily
         return ReportData(
             since=since,
             generated_at=generated_at,
             zvm=zvm,
             days=days,
-            daily=daily,
+            daily=query("tasks_per_day", **period),
             weekly_failures=query("failure_rate_by_week", **period),
             durations=query("duration_percentiles", **period),
             dr_tests=query("dr_test_evidence", days=DR_TEST_DAYS),
