@@ -184,7 +184,7 @@ def _write_config(path: Path, sim: Simulator, warehouse_url: str) -> None:
         f"warehouse:\n  url: {warehouse_url}\n"
         f"zvms:\n  - name: sim\n    url: {sim.url}\n    username: admin\n"
         "    password: ${SIM_PASSWORD}\n    retry_for: 30s\n    task_retention: 30d\n"
-        "sync:\n  backfill_window: 4h\n  overlap: 10m\n"
+        "sync:\n  backfill_window: 8h\n  overlap: 10m\n"
         f"  backfill_since: {(sim.now() - timedelta(days=3, hours=1)).isoformat()}\n"
     )
 
