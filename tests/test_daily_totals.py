@@ -13,7 +13,9 @@ from sqlalchemy.engine import Engine
 
 from etl.sync import backfill_all
 from etl.warehouse import db, schema
+from etl.warehouse.daily import task_day
 from etl.warehouse.sqlfiles import query_sql, render
+from tests.analyst import as_utc
 from tests.syncing import advance, make_config, one_pass
 from zvm_simulator import Simulator
 
@@ -103,6 +105,7 @@ def test_totals_equal_the_tasks_after_every_pass(
     moved = [i for i, state in before.items() if after[i] != state]
     assert moved, "no task changed state between passes: the recount was not exercised"
     assert_tasks_per_day_is_the_daily_view(warehouse)
+    assert_weekly_failures_count_the_tasks(warehouse)
 
 
 def assert_tasks_per_day_is_the_daily_view(engine: Engine) -> None:
@@ -175,3 +178,29 @@ def test_revision_0008_fills_the_totals_from_the_stored_tasks(
         assert db.drift(database_url) == []
     finally:
         engine.dispose()
+
+
+def assert_weekly_failures_count_the_tasks(engine: Engine) -> None:
+    """failure_rate_by_week (its counts read from the totals) counts the finished tasks of
+    each ISO week, ZVM and type as the tasks themselves give them (counted here in Python)."""
+    t = schema.tasks
+    with engine.connect() as conn:
+        tasks = conn.execute(sa.select(t.c.started_at, t.c.zvm, t.c.type, t.c.state)).all()
+        sql = query_sql("failure_rate_by_week", dialect=engine.dialect.name)
+        rows = conn.execute(sa.text(sql), {"days": 3650, "zvm": ""}).all()
+    expected: dict[tuple[str, str, str, str], list[int]] = {}
+    for started_at, zvm, type_, state in tasks:
+        if state not in (4, 5, 6):
+            continue
+        day = task_day(as_utc(started_at))
+        year, week, _ = day.isocalendar()
+        monday = day - timedelta(days=day.weekday())
+        counts = expected.setdefault((str(monday), f"{year}-W{week:02d}", zvm, type_), [0, 0])
+        counts[0] += 1
+        counts[1] += state == 4
+    got = {
+        (str(r.week_start), r.iso_week, r.zvm, r.type): [int(r.finished_tasks), int(r.failed_tasks)]
+        for r in rows
+    }
+    assert len(expected) > 10 and any(v[1] for v in expected.values())
+    assert got == expected

@@ -95,6 +95,21 @@ def _macros(dialect: str) -> dict[str, Macro]:
     return macros
 
 
+def _sqlite_week_start(e: str) -> str:
+    """The Monday on or before the day of ``e`` (SQLite)."""
+    return f"date({e}, '-6 days', 'weekday 1')"
+
+
+def _sqlite_iso_week(e: str) -> str:
+    """``YYYY-Www`` of ``e`` (SQLite): the ISO year and week are those of the week's
+    Thursday (SQLite < 3.46 has no %V)."""
+    return (
+        f"(strftime('%Y', {e}, '-3 days', 'weekday 4') || '-W' || "
+        f"substr('0' || ((CAST(strftime('%j', {e}, '-3 days', 'weekday 4') AS INTEGER)"
+        " - 1) / 7 + 1), -2))"
+    )
+
+
 def _dialect_macros(dialect: str) -> dict[str, Macro]:
     family = _family(dialect)
     if family == "postgresql":
@@ -115,6 +130,9 @@ def _dialect_macros(dialect: str) -> dict[str, Macro]:
             "week_start": lambda e: f"CAST(date_trunc('week', {e} AT TIME ZONE 'UTC') AS date)",
             "utc_month": lambda e: f"to_char({e} AT TIME ZONE 'UTC', 'YYYY-MM')",
             "iso_week": lambda e: f"to_char({e} AT TIME ZONE 'UTC', 'IYYY-\"W\"IW')",
+            # Of a date (task_daily_totals.day): no time zone to convert from.
+            "day_week_start": lambda d: f"CAST(date_trunc('week', CAST({d} AS timestamp)) AS date)",
+            "day_iso_week": lambda d: f"to_char(CAST({d} AS timestamp), 'IYYY-\"W\"IW')",
             "floor": lambda e: f"FLOOR({e})",
             "string_agg": lambda e: f"string_agg({e}, ', ' ORDER BY {e})",
         }
@@ -131,6 +149,9 @@ def _dialect_macros(dialect: str) -> dict[str, Macro]:
             "week_start": lambda e: f"(DATE({e}) - INTERVAL WEEKDAY({e}) DAY)",
             "utc_month": lambda e: f"DATE_FORMAT({e}, '%Y-%m')",  # naive UTC
             "iso_week": lambda e: f"DATE_FORMAT({e}, '%x-W%v')",
+            # Of a date (task_daily_totals.day): the same expressions.
+            "day_week_start": lambda d: f"({d} - INTERVAL WEEKDAY({d}) DAY)",
+            "day_iso_week": lambda d: f"DATE_FORMAT({d}, '%x-W%v')",
             "floor": lambda e: f"FLOOR({e})",
             "string_agg": lambda e: f"GROUP_CONCAT({e} ORDER BY {e} SEPARATOR ', ')",
         }
@@ -148,15 +169,12 @@ def _dialect_macros(dialect: str) -> dict[str, Macro]:
                 f"strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || CAST({n} AS TEXT) || ' days')"
             ),
             "seconds_between": lambda a, b: f"(julianday({b}) - julianday({a})) * 86400.0",
-            # The Monday on or before the day.
-            "week_start": lambda e: f"date({e}, '-6 days', 'weekday 1')",
+            "week_start": _sqlite_week_start,
             "utc_month": lambda e: f"strftime('%Y-%m', {e})",  # naive UTC text
-            # The ISO year and week are those of the week's Thursday (SQLite < 3.46 has no %V).
-            "iso_week": lambda e: (
-                f"(strftime('%Y', {e}, '-3 days', 'weekday 4') || '-W' || "
-                f"substr('0' || ((CAST(strftime('%j', {e}, '-3 days', 'weekday 4') AS INTEGER)"
-                " - 1) / 7 + 1), -2))"
-            ),
+            "iso_week": _sqlite_iso_week,
+            # A date (task_daily_totals.day) is text of the same kind: the same expressions.
+            "day_week_start": _sqlite_week_start,
+            "day_iso_week": _sqlite_iso_week,
             "floor": lambda e: f"CAST({e} AS INTEGER)",  # truncation: callers pass values >= 0
             # No ORDER BY inside aggregates before SQLite 3.44: in no particular order.
             "string_agg": lambda e: f"group_concat({e}, ', ')",

@@ -7,29 +7,22 @@
 -- failure_rate is failed / finished (4 decimals; Stopped counts as not failed). The three
 -- most common complete_reason texts of the week's failures come with their counts ("(no
 -- reason given)" for an empty one; ties broken alphabetically). Newest week first, then
--- the highest rate.
-WITH finished AS (
+-- the highest rate. The counts come from task_daily_totals (kept equal to tasks by every
+-- pass); only the failures are read from tasks, for their reasons.
+WITH weekly AS (
+    -- A week is whole UTC days, so its days' totals add up to it exactly.
     SELECT
-        ${week_start("t.started_at")} AS week_start,
-        ${iso_week("t.started_at")} AS iso_week,
-        t.zvm,
-        t.type,
-        t.state
-    FROM tasks AS t
-    WHERE t.state IN (4, 5, 6)
-        AND ${week_start("t.started_at")} >= ${week_start(days_ago(":days"))}
-        AND (:zvm = '' OR t.zvm = :zvm)
-),
-weekly AS (
-    SELECT
-        week_start,
-        iso_week,
-        zvm,
-        type,
-        COUNT(*) AS finished_tasks,
-        SUM(CASE WHEN state = 4 THEN 1 ELSE 0 END) AS failed_tasks
-    FROM finished
-    GROUP BY week_start, iso_week, zvm, type
+        ${day_week_start("d.day")} AS week_start,
+        ${day_iso_week("d.day")} AS iso_week,
+        d.zvm,
+        d.type,
+        SUM(d.tasks) AS finished_tasks,
+        SUM(CASE WHEN d.state = 4 THEN d.tasks ELSE 0 END) AS failed_tasks
+    FROM task_daily_totals AS d
+    WHERE d.state IN (4, 5, 6)
+        AND d.day >= ${week_start(days_ago(":days"))}
+        AND (:zvm = '' OR d.zvm = :zvm)
+    GROUP BY ${day_week_start("d.day")}, ${day_iso_week("d.day")}, d.zvm, d.type
 ),
 reason_counts AS (
     -- Only the failures are read for their reasons (through the index on state).
