@@ -106,6 +106,7 @@ def test_totals_equal_the_tasks_after_every_pass(
     assert moved, "no task changed state between passes: the recount was not exercised"
     assert_tasks_per_day_is_the_daily_view(warehouse)
     assert_weekly_failures_count_the_tasks(warehouse)
+    assert_initiators_count_the_tasks(warehouse)
 
 
 def assert_tasks_per_day_is_the_daily_view(engine: Engine) -> None:
@@ -204,3 +205,32 @@ def assert_weekly_failures_count_the_tasks(engine: Engine) -> None:
     }
     assert len(expected) > 10 and any(v[1] for v in expected.values())
     assert got == expected
+
+
+def assert_initiators_count_the_tasks(engine: Engine) -> None:
+    """tasks_by_initiator (whole days from the totals, the first day's part from tasks)
+    counts the tasks started since its look-back's start, which falls inside a day."""
+    t = schema.tasks
+    dialect = engine.dialect.name
+    sql = query_sql("tasks_by_initiator", dialect=dialect)
+    cut_a_day = False
+    for days in (1, 2):
+        since_sql = render(f'SELECT ${{days_ago("{days}")}}', dialect=dialect)
+        with engine.connect() as conn:
+            since = as_utc(conn.execute(sa.text(since_sql)).scalar_one())
+            tasks = conn.execute(
+                sa.select(t.c.started_at, t.c.initiated_by, t.c.type, t.c.state)
+            ).all()
+            rows = conn.execute(sa.text(sql), {"days": days, "zvm": ""}).all()
+        expected: dict[tuple[str | None, str], list[int]] = {}
+        for started_at, initiated_by, type_, state in tasks:
+            started_at = as_utc(started_at)
+            if started_at.date() == since.date() and started_at < since:
+                cut_a_day = True  # the first day has tasks the look-back leaves out
+            if started_at >= since:
+                counts = expected.setdefault((initiated_by, type_), [0, 0])
+                counts[0] += 1
+                counts[1] += state == 4
+        got = {(r.initiated_by, r.type): [int(r.tasks), int(r.failed_tasks)] for r in rows}
+        assert got == expected, days
+    assert cut_a_day, "the look-backs start where no task of their day is left out"

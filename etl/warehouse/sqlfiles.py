@@ -130,6 +130,11 @@ def _dialect_macros(dialect: str) -> dict[str, Macro]:
             "week_start": lambda e: f"CAST(date_trunc('week', {e} AT TIME ZONE 'UTC') AS date)",
             "utc_month": lambda e: f"to_char({e} AT TIME ZONE 'UTC', 'YYYY-MM')",
             "iso_week": lambda e: f"to_char({e} AT TIME ZONE 'UTC', 'IYYY-\"W\"IW')",
+            # The first moment of the UTC day after the one of the timestamptz e.
+            "next_utc_midnight": lambda e: (
+                f"((date_trunc('day', {e} AT TIME ZONE 'UTC') + interval '1 day') "
+                "AT TIME ZONE 'UTC')"
+            ),
             # Of a date (task_daily_totals.day): no time zone to convert from.
             "day_week_start": lambda d: f"CAST(date_trunc('week', CAST({d} AS timestamp)) AS date)",
             "day_iso_week": lambda d: f"to_char(CAST({d} AS timestamp), 'IYYY-\"W\"IW')",
@@ -149,6 +154,7 @@ def _dialect_macros(dialect: str) -> dict[str, Macro]:
             "week_start": lambda e: f"(DATE({e}) - INTERVAL WEEKDAY({e}) DAY)",
             "utc_month": lambda e: f"DATE_FORMAT({e}, '%Y-%m')",  # naive UTC
             "iso_week": lambda e: f"DATE_FORMAT({e}, '%x-W%v')",
+            "next_utc_midnight": lambda e: f"(DATE({e}) + INTERVAL 1 DAY)",  # naive UTC
             # Of a date (task_daily_totals.day): the same expressions.
             "day_week_start": lambda d: f"({d} - INTERVAL WEEKDAY({d}) DAY)",
             "day_iso_week": lambda d: f"DATE_FORMAT({d}, '%x-W%v')",
@@ -172,6 +178,9 @@ def _dialect_macros(dialect: str) -> dict[str, Macro]:
             "week_start": _sqlite_week_start,
             "utc_month": lambda e: f"strftime('%Y-%m', {e})",  # naive UTC text
             "iso_week": _sqlite_iso_week,
+            # 'YYYY-MM-DD': as text it sorts after every stored moment of the day before
+            # and before every moment of its own day, midnight included.
+            "next_utc_midnight": lambda e: f"date({e}, '+1 day')",
             # A date (task_daily_totals.day) is text of the same kind: the same expressions.
             "day_week_start": _sqlite_week_start,
             "day_iso_week": _sqlite_iso_week,

@@ -6,19 +6,48 @@
 -- Parameter zvm = '': only this ZVM's tasks (empty: every ZVM).
 -- initiator_tasks is the initiator's total over every type: the busiest initiators come
 -- first, then each one's types by count. A null initiated_by is one group of its own.
-WITH counts AS (
+-- The whole days of the look-back are read from task_daily_totals (kept equal to tasks by
+-- every pass), only the part of its first day from tasks: the cost follows the days, not
+-- the tasks.
+WITH parts AS (
+    -- The whole UTC days after the one the look-back starts in, from task_daily_totals...
+    SELECT
+        d.initiated_by,
+        d.type,
+        d.zvm,
+        d.tasks,
+        CASE WHEN d.state = 4 THEN d.tasks ELSE 0 END AS failed_tasks,
+        d.first_started_at,
+        d.last_started_at
+    FROM task_daily_totals AS d
+    WHERE d.day > ${utc_day(days_ago(":days"))}
+        AND (:zvm = '' OR d.zvm = :zvm)
+    UNION ALL
+    -- ...and the rest of the day it starts in, from tasks.
     SELECT
         t.initiated_by,
         t.type,
-        COUNT(*) AS tasks,
-        SUM(CASE WHEN t.state = 4 THEN 1 ELSE 0 END) AS failed_tasks,
-        COUNT(DISTINCT t.zvm) AS zvms,
-        MIN(t.started_at) AS first_started_at,
-        MAX(t.started_at) AS last_started_at
+        t.zvm,
+        1,
+        CASE WHEN t.state = 4 THEN 1 ELSE 0 END,
+        t.started_at,
+        t.started_at
     FROM tasks AS t
     WHERE t.started_at >= ${days_ago(":days")}
+        AND t.started_at < ${next_utc_midnight(days_ago(":days"))}
         AND (:zvm = '' OR t.zvm = :zvm)
-    GROUP BY t.initiated_by, t.type
+),
+counts AS (
+    SELECT
+        initiated_by,
+        type,
+        SUM(tasks) AS tasks,
+        SUM(failed_tasks) AS failed_tasks,
+        COUNT(DISTINCT zvm) AS zvms,
+        MIN(first_started_at) AS first_started_at,
+        MAX(last_started_at) AS last_started_at
+    FROM parts
+    GROUP BY initiated_by, type
 ),
 totals AS (
     SELECT
