@@ -91,23 +91,12 @@ def _macros(dialect: str) -> dict[str, Macro]:
         return percentile_cont(fraction, value, row, count)
 
     macros["percentile"] = percentile
+    # Of a date (task_daily_totals.day): where timestamps are stored as naive UTC (SQLite,
+    # MariaDB) a date goes through the timestamps' own expressions; PostgreSQL has its own.
+    macros.setdefault("day_week_start", macros["week_start"])
+    macros.setdefault("day_iso_week", macros["iso_week"])
     macros["open_states"] = lambda: ", ".join(str(state) for state in OPEN_STATES)
     return macros
-
-
-def _sqlite_week_start(e: str) -> str:
-    """The Monday on or before the day of ``e`` (SQLite)."""
-    return f"date({e}, '-6 days', 'weekday 1')"
-
-
-def _sqlite_iso_week(e: str) -> str:
-    """``YYYY-Www`` of ``e`` (SQLite): the ISO year and week are those of the week's
-    Thursday (SQLite < 3.46 has no %V)."""
-    return (
-        f"(strftime('%Y', {e}, '-3 days', 'weekday 4') || '-W' || "
-        f"substr('0' || ((CAST(strftime('%j', {e}, '-3 days', 'weekday 4') AS INTEGER)"
-        " - 1) / 7 + 1), -2))"
-    )
 
 
 def _dialect_macros(dialect: str) -> dict[str, Macro]:
@@ -155,9 +144,6 @@ def _dialect_macros(dialect: str) -> dict[str, Macro]:
             "utc_month": lambda e: f"DATE_FORMAT({e}, '%Y-%m')",  # naive UTC
             "iso_week": lambda e: f"DATE_FORMAT({e}, '%x-W%v')",
             "next_utc_midnight": lambda e: f"(DATE({e}) + INTERVAL 1 DAY)",  # naive UTC
-            # Of a date (task_daily_totals.day): the same expressions.
-            "day_week_start": lambda d: f"({d} - INTERVAL WEEKDAY({d}) DAY)",
-            "day_iso_week": lambda d: f"DATE_FORMAT({d}, '%x-W%v')",
             "floor": lambda e: f"FLOOR({e})",
             "string_agg": lambda e: f"GROUP_CONCAT({e} ORDER BY {e} SEPARATOR ', ')",
         }
@@ -175,15 +161,18 @@ def _dialect_macros(dialect: str) -> dict[str, Macro]:
                 f"strftime('%Y-%m-%d %H:%M:%f', 'now', '-' || CAST({n} AS TEXT) || ' days')"
             ),
             "seconds_between": lambda a, b: f"(julianday({b}) - julianday({a})) * 86400.0",
-            "week_start": _sqlite_week_start,
+            # The Monday on or before the day.
+            "week_start": lambda e: f"date({e}, '-6 days', 'weekday 1')",
             "utc_month": lambda e: f"strftime('%Y-%m', {e})",  # naive UTC text
-            "iso_week": _sqlite_iso_week,
+            # The ISO year and week are those of the week's Thursday (SQLite < 3.46 has no %V).
+            "iso_week": lambda e: (
+                f"(strftime('%Y', {e}, '-3 days', 'weekday 4') || '-W' || "
+                f"substr('0' || ((CAST(strftime('%j', {e}, '-3 days', 'weekday 4') AS INTEGER)"
+                " - 1) / 7 + 1), -2))"
+            ),
             # 'YYYY-MM-DD': as text it sorts after every stored moment of the day before
             # and before every moment of its own day, midnight included.
             "next_utc_midnight": lambda e: f"date({e}, '+1 day')",
-            # A date (task_daily_totals.day) is text of the same kind: the same expressions.
-            "day_week_start": _sqlite_week_start,
-            "day_iso_week": _sqlite_iso_week,
             "floor": lambda e: f"CAST({e} AS INTEGER)",  # truncation: callers pass values >= 0
             # No ORDER BY inside aggregates before SQLite 3.44: in no particular order.
             "string_agg": lambda e: f"group_concat({e}, ', ')",
