@@ -180,7 +180,8 @@ def replicate(db: Db, copies: int, *, shift_days: int = COPY_SHIFT_DAYS) -> None
     """Add ``copies`` copies of every task of PostgreSQL warehouse ``db`` (with its bridge
     rows, status changes, recovery operations and their steps), copy ``k`` with identifiers
     prefixed ``x<k>-`` (no hexadecimal identifier starts with x) and every timestamp
-    ``k * shift_days`` days earlier; then VACUUM ANALYZE."""
+    ``k * shift_days`` days earlier; then the summaries recounted over every day, and
+    VACUUM ANALYZE."""
     import psycopg
 
     from etl.warehouse import schema
@@ -200,7 +201,32 @@ def replicate(db: Db, copies: int, *, shift_days: int = COPY_SHIFT_DAYS) -> None
                     f"INSERT INTO {table} ({names}) SELECT {values} FROM {table} "
                     f"WHERE {ids[0]} NOT LIKE 'x%'"
                 )
+    _recount_summaries(db)
+    with psycopg.connect(db.dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
+
+
+def _recount_summaries(db: Db) -> None:
+    """Count every day of the grown warehouse into its summaries (``task_daily_totals``,
+    ``vpg_daily_tests``) with the pass's own code, as passes that had loaded the copies
+    would have."""
+    import sqlalchemy as sa
+
+    from etl.warehouse import db as warehouse_db
+    from etl.warehouse import schema
+    from etl.warehouse.daily import save_daily_totals
+
+    engine = warehouse_db.make_engine(db.url)
+    try:
+        with engine.begin() as conn:
+            t = schema.tasks
+            day = sa.func.date_trunc("day", sa.func.timezone("UTC", t.c.started_at))
+            days: dict[str, set[Any]] = {}
+            for zvm, midnight in conn.execute(sa.select(t.c.zvm, day).group_by(t.c.zvm, day)):
+                days.setdefault(zvm, set()).add(midnight.date())
+            save_daily_totals(conn, days)
+    finally:
+        engine.dispose()
 
 
 _COPIED = (
