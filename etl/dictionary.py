@@ -34,6 +34,10 @@ TABLE_GRAINS = {
         "one row per (zvm, UTC day of started_at, type, state, initiated_by) of tasks: a "
         "summary every pass keeps equal to tasks"
     ),
+    "vpg_daily_tests": (
+        "one row per (zvm, VPG, UTC day of started_at) with a failover test naming the VPG: "
+        "a summary every pass keeps equal to tasks"
+    ),
     "vpgs": "one row per VPG referenced by a task or listed by a ZVM",
     "hosts": "one row per host referenced by a task or listed by a ZVM",
     "sites": "one row per site referenced by a task or listed by a ZVM",

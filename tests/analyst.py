@@ -1,8 +1,8 @@
 """A known warehouse for the analyst layer's tests: two ZVMs, five VPGs, tasks, waits, runs.
 
 Everything is inserted directly (names included), at times relative to now, so the ready
-queries' answers can be worked out by hand; ``task_daily_totals`` is then counted from the
-tasks, as a pass does. The scenario, with what each part is for:
+queries' answers can be worked out by hand; ``task_daily_totals`` and ``vpg_daily_tests``
+are then counted from the tasks, as a pass does. The scenario, with what each part is for:
 
 - VPGs: ``vpg-a`` "Finance ERP" (nyc, High), ``vpg-b`` "Médical Records ✓" (nyc, Medium),
   ``vpg-c`` never listed (no name; only lon's tasks name it), ``vpg-d`` "Old CRM" (nyc,
@@ -247,15 +247,16 @@ def load_scenario(engine: Engine) -> None:
             ],
         )
         connection.execute(schema.tasks.insert(), [_task_row(t) for t in TASKS])
-        # What a pass does after writing tasks: count their days into task_daily_totals.
-        days: dict[str, set[date]] = {}
-        for task in TASKS:
-            days.setdefault(task.zvm, set()).add(task_day(task.started_at))
-        save_daily_totals(connection, days)
         connection.execute(
             schema.task_vpgs.insert(),
             [{"task_identifier": t.identifier, "vpg_identifier": v} for t in TASKS for v in t.vpgs],
         )
+        # What a pass does after writing tasks and their links: count their days into
+        # task_daily_totals and vpg_daily_tests.
+        days: dict[str, set[date]] = {}
+        for task in TASKS:
+            days.setdefault(task.zvm, set()).add(task_day(task.started_at))
+        save_daily_totals(connection, days)
         changes = [("w1.s", W1_START, W1_CHANGES), ("w2.s", W2_START, W2_CHANGES)]
         connection.execute(
             schema.task_status_changes.insert(),

@@ -1,4 +1,5 @@
-"""Keeping ``task_daily_totals`` equal to ``tasks``: recompute the days a pass wrote into.
+"""Keeping ``task_daily_totals`` and ``vpg_daily_tests`` equal to ``tasks``: recompute the
+days a pass wrote into.
 
 ``task_daily_totals`` holds, per (zvm, UTC day of started_at, type, state, initiated_by),
 the count and durations of the tasks: what a dashboard of a month or a year reads instead
@@ -12,6 +13,11 @@ thousand). It is a summary of ``tasks``, never a source, so it must never disagr
   writes them again with one ``INSERT ... SELECT ... GROUP BY`` over ``tasks`` per run of
   consecutive days (an index range of ``ix_tasks_zvm_started_at``).
 
+``vpg_daily_tests`` holds, per (zvm, VPG, UTC day), the failover tests that name the VPG
+(``task_vpgs``): what the DR-test evidence reads instead of every test of the history. It
+is recounted with the totals, for the same days, the same way (a task's links are written
+with it, so a changed link is a changed task).
+
 The rows therefore become visible with the tasks they count, in the same commit, and a
 failed pass rolls both back. Recomputing (rather than adding the new tasks' counts) keeps
 the totals right whatever changed: a task that moved from running to failed leaves one
@@ -19,7 +25,8 @@ row and joins another. Two passes that recompute the same ZVM's days (a task two
 both report) take turns: each first locks that ZVM's ``zvms`` row (PostgreSQL, MariaDB;
 SQLite has one writer at a time), so the second recounts after the first has committed.
 
-Migration 0008 filled the table from the tasks already stored when it was created.
+Migrations 0008 and 0009 filled the tables from the tasks already stored when they were
+created.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from sqlalchemy import (
     Connection,
     Date,
     Select,
+    case,
     delete,
     func,
     literal_column,
@@ -42,7 +50,7 @@ from sqlalchemy import (
 from etl.warehouse import schema
 from etl.warehouse.sqlfiles import render
 
-__all__ = ["DayKeys", "exact_sum", "save_daily_totals", "task_day"]
+__all__ = ["DayKeys", "exact_sum", "failover_test_types", "save_daily_totals", "task_day"]
 
 DayKeys = dict[str, set[date]]
 """The days to recompute, by ZVM (``tasks.zvm``)."""
@@ -122,6 +130,55 @@ def _totals_select(conn: Connection, zvm: str, first: date, last: date) -> Selec
     )
 
 
+_TESTS = (
+    "zvm",
+    "day",
+    "vpg_identifier",
+    "tests",
+    "succeeded_tests",
+    "failed_tests",
+    "last_started_at",
+    "last_success_started_at",
+    "last_success_completed_at",
+)
+
+
+def failover_test_types() -> Select[Any]:
+    """The spellings of FailOverTest in ``task_types`` (casing has varied between ZVM
+    versions): ``tasks.type IN`` this finds the tests through the index on
+    (type, state, started_at)."""
+    task_types = schema.task_types
+    return select(task_types.c.name).where(func.lower(task_types.c.name) == "failovertest")
+
+
+def _tests_select(conn: Connection, zvm: str, first: date, last: date) -> Select[Any]:
+    tasks, task_vpgs = schema.tasks, schema.task_vpgs
+    day = literal_column(
+        render('${utc_day("tasks.started_at")}', dialect=conn.dialect.name), type_=Date()
+    )
+    succeeded = tasks.c.state == 6
+    columns = (tasks.c.zvm, day, task_vpgs.c.vpg_identifier)
+    return (
+        select(
+            *columns,
+            func.count(),
+            func.count(case((succeeded, 1))),
+            func.count(case((tasks.c.state == 4, 1))),
+            func.max(tasks.c.started_at),
+            func.max(case((succeeded, tasks.c.started_at))),
+            func.max(case((succeeded, tasks.c.completed_at))),
+        )
+        .select_from(tasks.join(task_vpgs, task_vpgs.c.task_identifier == tasks.c.task_identifier))
+        .where(
+            tasks.c.zvm == zvm,
+            tasks.c.started_at >= _midnight(first),
+            tasks.c.started_at < _midnight(last + timedelta(days=1)),
+            tasks.c.type.in_(failover_test_types()),
+        )
+        .group_by(*columns)
+    )
+
+
 def _lock_zvms(conn: Connection, zvms: Iterable[str]) -> None:
     """Lock the ``zvms`` rows of the ZVMs whose days are recomputed, in name order."""
     if conn.dialect.name == "sqlite":
@@ -138,21 +195,22 @@ def _lock_zvms(conn: Connection, zvms: Iterable[str]) -> None:
 
 
 def save_daily_totals(conn: Connection, days: Mapping[str, set[date]]) -> None:
-    """Write again the ``task_daily_totals`` rows of ``days`` (by ZVM) from ``tasks``, in
-    the caller's transaction (see the module docstring)."""
+    """Write again the ``task_daily_totals`` and ``vpg_daily_tests`` rows of ``days`` (by
+    ZVM) from ``tasks`` and ``task_vpgs``, in the caller's transaction (see the module
+    docstring). Call it after the tasks' links are written."""
     days = {zvm: set(values) for zvm, values in days.items() if values}
     if not days:
         return
-    totals = schema.task_daily_totals
     _lock_zvms(conn, days)
     for zvm in sorted(days):
         for first, last in _day_runs(days[zvm]):
-            conn.execute(
-                delete(totals).where(totals.c.zvm == zvm, totals.c.day.between(first, last))
-            )
-            conn.execute(
-                totals.insert().from_select(
-                    list(_TOTALS),
-                    _totals_select(conn, zvm, first, last),
+            for table, columns, make_select in (
+                (schema.task_daily_totals, _TOTALS, _totals_select),
+                (schema.vpg_daily_tests, _TESTS, _tests_select),
+            ):
+                conn.execute(
+                    delete(table).where(table.c.zvm == zvm, table.c.day.between(first, last))
                 )
-            )
+                conn.execute(
+                    table.insert().from_select(list(columns), make_select(conn, zvm, first, last))
+                )

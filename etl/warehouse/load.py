@@ -14,7 +14,8 @@ one round trip per task):
 5. replaces the bridge rows of changed tasks and adds those of new ones;
 6. appends a ``task_status_changes`` row where (state, progress) differs from the last one;
 7. notes the (zvm, UTC day) of every new and changed task, whose ``task_daily_totals``
-   rows :meth:`TaskLoader.save_daily_totals` recounts before the caller commits.
+   and ``vpg_daily_tests`` rows :meth:`TaskLoader.save_daily_totals` recounts before the
+   caller commits.
 
 Nothing here commits: the pass commits once, with the cursors and its ``etl_runs`` row.
 """
@@ -364,7 +365,7 @@ class TaskLoader:
         changed: Sequence[TaskRecord],
         placed: Mapping[str, tuple[str, datetime]],
     ) -> None:
-        """Note the days whose ``task_daily_totals`` rows the batch changes: a new task's,
+        """Note the days whose summary rows the batch changes: a new task's,
         and a changed task's before and after (under the ZVM its stored row keeps)."""
         if new:
             self._days.setdefault(self.zvm, set()).update(task_day(r.started_at) for r in new)
@@ -375,9 +376,9 @@ class TaskLoader:
             days.add(task_day(record.started_at))
 
     def save_daily_totals(self) -> None:
-        """Recount the ``task_daily_totals`` rows of the days this loader's batches wrote
-        into (:func:`~etl.warehouse.daily.save_daily_totals`); call it once, before the
-        transaction commits."""
+        """Recount the ``task_daily_totals`` and ``vpg_daily_tests`` rows of the days this
+        loader's batches wrote into (:func:`~etl.warehouse.daily.save_daily_totals`); call
+        it once, before the transaction commits."""
         save_daily_totals(self.conn, self._days)
         self._days = {}
 

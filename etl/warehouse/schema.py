@@ -79,6 +79,7 @@ __all__ = [
     "task_vpgs",
     "tasks",
     "verifications",
+    "vpg_daily_tests",
     "vpgs",
     "zvms",
 ]
@@ -516,6 +517,47 @@ source: the pass recomputes every (zvm, day) it wrote tasks into from ``tasks``,
 same transaction (``etl/warehouse/daily.py``), so it always equals ``GROUP BY`` over
 ``tasks``. ``type`` and ``state`` need no foreign key: they are copied from ``tasks``,
 whose keys check them."""
+
+vpg_daily_tests = _table(
+    "vpg_daily_tests",
+    Column("id", Integer, primary_key=True, autoincrement=True, doc="a row number, no meaning"),
+    Column(
+        "zvm",
+        ZVM_NAME,
+        ForeignKey("zvms.name"),
+        nullable=False,
+        doc="tasks.zvm: the ZVM the tests were first extracted from",
+    ),
+    Column(
+        "vpg_identifier",
+        IDENTIFIER,
+        ForeignKey("vpgs.vpg_identifier"),
+        nullable=False,
+        doc="the VPG the tests name (task_vpgs)",
+    ),
+    Column("day", Date, nullable=False, doc="the UTC day of the tests' started_at"),
+    Column("tests", Integer, nullable=False, doc="how many FailOverTest tasks (at least 1)"),
+    Column("succeeded_tests", Integer, nullable=False, doc="how many of them Completed (state 6)"),
+    Column("failed_tests", Integer, nullable=False, doc="how many of them Failed (state 4)"),
+    Column("last_started_at", UtcDateTime(), nullable=False, doc="the latest started_at"),
+    Column(
+        "last_success_started_at",
+        UtcDateTime(),
+        doc="the latest started_at of the succeeded ones; null when none succeeded",
+    ),
+    Column(
+        "last_success_completed_at",
+        UtcDateTime(),
+        doc="the latest completed_at of the succeeded ones; null when none succeeded",
+    ),
+    Index(None, "zvm", "day"),
+    Index(None, "vpg_identifier", "day"),
+)
+"""One row per (zvm, VPG, UTC day of started_at) with at least one failover test
+(a ``FailOverTest`` task, any casing, that names the VPG in ``task_vpgs``): what the
+DR-test evidence reads instead of every test of the history (each VPG's last successful
+test ever). A summary, not a source: the pass recomputes it with ``task_daily_totals``,
+for the same (zvm, day)s, in the same transaction (``etl/warehouse/daily.py``)."""
 
 WAITING_STATES = (2, 3)
 """WaitingForUserInput and Paused: the states ``waiting_time`` measures."""

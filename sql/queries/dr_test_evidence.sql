@@ -13,27 +13,48 @@
 -- the test's recovery operation (recovery_operations linked to the task) when the Recovery
 -- Report gave one, else that duration: last_success_rto_source says which
 -- (recovery_report or task_duration; null when there is no successful test). zvm is the
--- ZVM that lists the VPG,
--- else the one whose tasks named it. The gaps come first: never tested, then the oldest
--- last success; then by name.
+-- ZVM that lists the VPG, else the one whose tasks named it. The gaps come first: never
+-- tested, then the oldest last success; then by name. The tests are read from
+-- vpg_daily_tests (a row per VPG and day), only the part of the look-back's first day and
+-- the last successes themselves from tasks: the cost follows the VPGs and days, not the
+-- tests of the whole history.
 WITH test_types AS (
     -- The type's spellings (casing has varied between ZVM versions), so that the tasks are
     -- found through the index on (type, state, started_at) rather than a scan of them all.
     SELECT name FROM task_types WHERE LOWER(name) = 'failovertest'
 ),
 tests AS (
-    -- One read of the failover tests for both: each VPG's last success, and its tests and
-    -- failed tests in the look-back.
+    -- For each VPG: its last success, ever, and its tests and failed tests in the look-back.
     SELECT
-        tv.vpg_identifier,
-        MAX(CASE WHEN t.state = 6 THEN t.started_at END) AS last_success_at,
-        COUNT(CASE WHEN t.started_at >= ${days_ago(":days")} THEN 1 END) AS tests,
-        SUM(CASE WHEN t.started_at >= ${days_ago(":days")} AND t.state = 4 THEN 1 ELSE 0 END)
-            AS failed_tests
-    FROM tasks AS t
-    JOIN task_vpgs AS tv ON tv.task_identifier = t.task_identifier
-    WHERE t.type IN (SELECT name FROM test_types)
-    GROUP BY tv.vpg_identifier
+        vpg_identifier,
+        MAX(last_success_at) AS last_success_at,
+        SUM(tests) AS tests,
+        SUM(failed_tests) AS failed_tests
+    FROM (
+        -- Every test of the history, a row per VPG and UTC day from vpg_daily_tests (kept
+        -- equal to the tasks by every pass): the last successes, and the counts of the
+        -- whole days after the one the look-back starts in...
+        SELECT
+            d.vpg_identifier,
+            d.last_success_started_at AS last_success_at,
+            CASE WHEN d.day > ${utc_day(days_ago(":days"))} THEN d.tests ELSE 0 END AS tests,
+            CASE WHEN d.day > ${utc_day(days_ago(":days"))} THEN d.failed_tests ELSE 0 END
+                AS failed_tests
+        FROM vpg_daily_tests AS d
+        UNION ALL
+        -- ...and the tests of the rest of the day it starts in, from tasks.
+        SELECT
+            tv.vpg_identifier,
+            NULL,
+            1,
+            CASE WHEN t.state = 4 THEN 1 ELSE 0 END
+        FROM tasks AS t
+        JOIN task_vpgs AS tv ON tv.task_identifier = t.task_identifier
+        WHERE t.type IN (SELECT name FROM test_types)
+            AND t.started_at >= ${days_ago(":days")}
+            AND t.started_at < ${next_utc_midnight(days_ago(":days"))}
+    ) AS parts
+    GROUP BY vpg_identifier
 ),
 successes AS (
     SELECT
