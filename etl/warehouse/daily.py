@@ -50,7 +50,7 @@ from sqlalchemy import (
 from etl.warehouse import schema
 from etl.warehouse.sqlfiles import render
 
-__all__ = ["DayKeys", "exact_sum", "failover_test_types", "save_daily_totals", "task_day"]
+__all__ = ["DayKeys", "exact_sum", "save_daily_totals", "task_day"]
 
 DayKeys = dict[str, set[date]]
 """The days to recompute, by ZVM (``tasks.zvm``)."""
@@ -143,7 +143,7 @@ _TESTS = (
 )
 
 
-def failover_test_types() -> Select[Any]:
+def _failover_test_types() -> Select[Any]:
     """The spellings of FailOverTest in ``task_types`` (casing has varied between ZVM
     versions): ``tasks.type IN`` this finds the tests through the index on
     (type, state, started_at)."""
@@ -173,7 +173,7 @@ def _tests_select(conn: Connection, zvm: str, first: date, last: date) -> Select
             tasks.c.zvm == zvm,
             tasks.c.started_at >= _midnight(first),
             tasks.c.started_at < _midnight(last + timedelta(days=1)),
-            tasks.c.type.in_(failover_test_types()),
+            tasks.c.type.in_(_failover_test_types()),
         )
         .group_by(*columns)
     )
